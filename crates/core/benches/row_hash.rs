@@ -11,7 +11,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use highwater_core::arrow::array::{
     ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
-use highwater_core::hash::{HashOptions, RowHashes, RowHasher};
+use highwater_core::hash::{HashOptions, RowHasher, RowHashes};
 use highwater_core::key::{KeyHasher, KeyOptions};
 
 const ROWS: usize = 1_000_000;
@@ -20,8 +20,26 @@ const FIRST: [&str; 6] = ["Ada", "Alan", "Grace", "Edsger", "Barbara", "Donald"]
 const LAST: [&str; 6] = ["Lovelace", "Turing", "Hopper", "Dijkstra", "Liskov", "Knuth"];
 const DOMAINS: [&str; 4] = ["example.com", "example.org", "mail.test", "corp.test"];
 const CATEGORIES: [&str; 20] = [
-    "electronics", "books", "clothing", "home", "garden", "toys", "sports", "beauty", "grocery", "automotive",
-    "music", "movies", "health", "office", "pets", "baby", "tools", "jewelry", "shoes", "travel",
+    "electronics",
+    "books",
+    "clothing",
+    "home",
+    "garden",
+    "toys",
+    "sports",
+    "beauty",
+    "grocery",
+    "automotive",
+    "music",
+    "movies",
+    "health",
+    "office",
+    "pets",
+    "baby",
+    "tools",
+    "jewelry",
+    "shoes",
+    "travel",
 ];
 
 /// splitmix64: a deterministic generator, enough for benchmark data.
@@ -97,7 +115,7 @@ fn row_hash(c: &mut Criterion) {
             checksum
         });
     });
-    let ids: Vec<RecordBatch> = (0..ROWS / BATCH + 1)
+    let ids: Vec<RecordBatch> = (0..ROWS.div_ceil(BATCH))
         .map(|chunk| {
             let start = (chunk * BATCH) as i64;
             let ids = highwater_core::arrow::array::Int64Array::from_iter_values(start..start + BATCH as i64);

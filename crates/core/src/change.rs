@@ -64,9 +64,9 @@ impl FromStr for ChangeKind {
             "insert" => Ok(ChangeKind::Insert),
             "update" => Ok(ChangeKind::Update),
             "delete" => Ok(ChangeKind::Delete),
-            other => Err(Error::InvalidInput(format!(
-                "`{other}` is not a change type (expected insert, update or delete)"
-            ))),
+            other => {
+                Err(Error::InvalidInput(format!("`{other}` is not a change type (expected insert, update or delete)")))
+            }
         }
     }
 }
@@ -182,9 +182,9 @@ impl ChangeSet {
         let mut changes = ChangeSet::new();
         for batch in feed {
             let schema = batch.schema();
-            let index = schema.index_of(CHANGE_TYPE_COLUMN).map_err(|_| {
-                Error::column_not_found(CHANGE_TYPE_COLUMN, schema.fields().iter().map(|f| f.name()))
-            })?;
+            let index = schema
+                .index_of(CHANGE_TYPE_COLUMN)
+                .map_err(|_| Error::column_not_found(CHANGE_TYPE_COLUMN, schema.fields().iter().map(|f| f.name())))?;
             let ops = batch.column(index);
             let ops = ops.as_string_opt::<i32>().ok_or_else(|| {
                 Error::InvalidInput(format!("`{CHANGE_TYPE_COLUMN}` must be Utf8, found {}", ops.data_type()))
@@ -225,7 +225,10 @@ mod tests {
         let mut changes = ChangeSet::new();
         changes.push(ChangeKind::Insert, rows(&[1, 2], &["a", "b"]));
         changes.push(ChangeKind::Update, rows(&[3], &["c"]));
-        changes.push(ChangeKind::Delete, RecordBatch::try_from_iter([("id", Arc::new(Int64Array::from(vec![4])) as ArrayRef)]).unwrap());
+        changes.push(
+            ChangeKind::Delete,
+            RecordBatch::try_from_iter([("id", Arc::new(Int64Array::from(vec![4])) as ArrayRef)]).unwrap(),
+        );
         assert_eq!(changes.counts(), ChangeCounts { inserted: 2, updated: 1, deleted: 1 });
         let schema = rows(&[], &[]).schema();
         let feed = changes.to_feed(&schema).unwrap();
@@ -233,7 +236,11 @@ mod tests {
         assert_eq!(feed[2].column(1).null_count(), 1, "a delete's non-key columns are null");
         let back = ChangeSet::from_feed(&feed).unwrap();
         assert_eq!(back.counts(), changes.counts());
-        let inserted = back.batches(ChangeKind::Insert)[0].column(0).as_primitive::<arrow_array::types::Int64Type>().values().to_vec();
+        let inserted = back.batches(ChangeKind::Insert)[0]
+            .column(0)
+            .as_primitive::<arrow_array::types::Int64Type>()
+            .values()
+            .to_vec();
         assert_eq!(inserted, vec![1, 2]);
     }
 

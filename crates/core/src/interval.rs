@@ -259,8 +259,16 @@ impl<T: IntervalDomain> IntervalSet<T> {
             return false;
         }
         self.intervals.iter().any(|existing| {
-            let lower = if cmp_lower(&existing.lower, &interval.lower) == Ordering::Less { &interval.lower } else { &existing.lower };
-            let upper = if cmp_upper(&existing.upper, &interval.upper) == Ordering::Less { &existing.upper } else { &interval.upper };
+            let lower = if cmp_lower(&existing.lower, &interval.lower) == Ordering::Less {
+                &interval.lower
+            } else {
+                &existing.lower
+            };
+            let upper = if cmp_upper(&existing.upper, &interval.upper) == Ordering::Less {
+                &existing.upper
+            } else {
+                &interval.upper
+            };
             !Interval { lower: lower.clone(), upper: upper.clone() }.is_empty()
         })
     }
@@ -330,7 +338,11 @@ mod tests {
         set.insert(Interval::closed(20, 25));
         assert_eq!(
             set.gaps(&Interval::closed(0, 30)),
-            vec![Interval::closed(0, 4).canonical(), Interval::closed(10, 19).canonical(), Interval::closed(26, 30).canonical()]
+            vec![
+                Interval::closed(0, 4).canonical(),
+                Interval::closed(10, 19).canonical(),
+                Interval::closed(26, 30).canonical()
+            ]
         );
         assert!(set.gaps(&Interval::closed(6, 8)).is_empty());
         assert!(set.intersects(&Interval::closed(9, 12)));

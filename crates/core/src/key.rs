@@ -88,9 +88,9 @@ impl KeyHasher {
             return Ok(());
         }
         for column in &self.columns {
-            let array = batch.column_by_name(column).ok_or_else(|| {
-                Error::column_not_found(column, batch.schema().fields().iter().map(|f| f.name()))
-            })?;
+            let array = batch
+                .column_by_name(column)
+                .ok_or_else(|| Error::column_not_found(column, batch.schema().fields().iter().map(|f| f.name())))?;
             if let Some(nulls) = array.logical_nulls().filter(|n| n.null_count() > 0) {
                 let row = (0..array.len()).find(|&row| nulls.is_null(row)).unwrap_or_default();
                 return Err(Error::NullKey { column: column.clone(), row });
@@ -121,7 +121,9 @@ pub fn describe_row(batch: &RecordBatch, row: usize, columns: &[impl AsRef<str>]
             let value = batch
                 .column_by_name(column)
                 .filter(|array| row < array.len())
-                .and_then(|array| ArrayFormatter::try_new(array.as_ref(), &options).ok().map(|f| f.value(row).to_string()))
+                .and_then(|array| {
+                    ArrayFormatter::try_new(array.as_ref(), &options).ok().map(|f| f.value(row).to_string())
+                })
                 .unwrap_or_else(|| "?".to_owned());
             format!("{column}={value}")
         })
@@ -147,10 +149,7 @@ mod tests {
 
     #[test]
     fn null_keys_are_errors_unless_allowed() {
-        let batch = RecordBatch::try_from_iter([
-            ("id", Arc::new(Int64Array::from(vec![Some(1), None])) as _),
-        ])
-        .unwrap();
+        let batch = RecordBatch::try_from_iter([("id", Arc::new(Int64Array::from(vec![Some(1), None])) as _)]).unwrap();
         let strict = KeyHasher::new(["id"], &KeyOptions::default()).unwrap();
         let error = strict.fingerprints(&batch).unwrap_err();
         assert!(matches!(&error, Error::NullKey { column, row: 1 } if column == "id"), "{error}");

@@ -333,7 +333,14 @@ impl LoadReport {
 impl fmt::Display for LoadReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let verb = if self.planned { "would load" } else { "loaded" };
-        writeln!(f, "{} ({}): {verb} {} of {} rows read", self.table, self.pattern(), self.rows.written, self.rows.read)?;
+        writeln!(
+            f,
+            "{} ({}): {verb} {} of {} rows read",
+            self.table,
+            self.pattern(),
+            self.rows.written,
+            self.rows.read
+        )?;
         writeln!(
             f,
             "  rows: +{} ~{} -{} skipped {}; files: {} listed, {} scanned, {} pruned, {} late; row groups: {} scanned, {} pruned",
@@ -364,7 +371,8 @@ mod tests {
 
     #[test]
     fn json_round_trip_keeps_the_pattern_part() {
-        let mut report = LoadReport::new("orders", "run-1", PatternReport::Cdc(CdcReport { events: 5, ..Default::default() }));
+        let mut report =
+            LoadReport::new("orders", "run-1", PatternReport::Cdc(CdcReport { events: 5, ..Default::default() }));
         report.rows.read = 5;
         report.watermark_after = Some(WatermarkValue::int64(42));
         report.phase("read", Duration::from_millis(1500));

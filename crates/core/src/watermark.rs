@@ -343,8 +343,8 @@ impl WatermarkValue {
                     Some(seconds) => local_nanos - i128::from(seconds) * 1_000_000_000,
                     None => zone.local_to_utc_nanos(local_nanos, "watermark", 0).map_err(|e| fail(&e.to_string()))?,
                 };
-                let value = i64::try_from(utc_nanos.div_euclid(unit.nanos()))
-                    .map_err(|_| fail("out of range for the unit"))?;
+                let value =
+                    i64::try_from(utc_nanos.div_euclid(unit.nanos())).map_err(|_| fail("out of range for the unit"))?;
                 Ok(WatermarkValue::Timestamp { value, unit: *unit, timezone: timezone.clone() })
             }
             WatermarkKind::Tuple { elements } => {
@@ -353,8 +353,11 @@ impl WatermarkValue {
                 if parts.len() != elements.len() {
                     return Err(fail(&format!("expected {} comma-separated parts", elements.len())));
                 }
-                let values =
-                    parts.iter().zip(elements).map(|(part, kind)| Self::parse(part.trim(), kind, zone)).collect::<Result<_>>()?;
+                let values = parts
+                    .iter()
+                    .zip(elements)
+                    .map(|(part, kind)| Self::parse(part.trim(), kind, zone))
+                    .collect::<Result<_>>()?;
                 Ok(WatermarkValue::Tuple { values })
             }
         }
@@ -462,18 +465,14 @@ impl fmt::Display for WatermarkValue {
                 let zone = timezone.as_deref().and_then(|z| Zone::parse(z).ok()).unwrap_or(Zone::UTC);
                 let offset = zone.offset_seconds_at(utc);
                 f.write_str(&format_naive(utc + i128::from(offset) * 1_000_000_000, *unit, "T"))?;
-                if offset == 0 {
-                    f.write_str("Z")
-                } else {
-                    let sign = if offset < 0 { '-' } else { '+' };
-                    let offset = offset.unsigned_abs();
-                    write!(f, "{sign}{:02}:{:02}", offset / 3600, (offset % 3600) / 60)
+                if offset == 0 { f.write_str("Z") } else { f.write_str(&crate::zone::format_offset(offset)) }
+            }
+            WatermarkValue::Date { days } => {
+                match NaiveDate::default().checked_add_signed(chrono::Duration::days((*days).into())) {
+                    Some(date) => write!(f, "{}", date.format("%Y-%m-%d")),
+                    None => write!(f, "date({days})"),
                 }
             }
-            WatermarkValue::Date { days } => match NaiveDate::default().checked_add_signed(chrono::Duration::days((*days).into())) {
-                Some(date) => write!(f, "{}", date.format("%Y-%m-%d")),
-                None => write!(f, "date({days})"),
-            },
             WatermarkValue::Utf8 { value } => f.write_str(value),
             WatermarkValue::Tuple { values } => {
                 f.write_str("(")?;
@@ -574,7 +573,14 @@ impl Window {
 /// Splits `YYYY-MM-DD[( |T)HH:MM[:SS[.f]]][Z|UTC|±HH[:MM]]` into its parts; the offset in
 /// seconds east of UTC.
 fn split_date_time(text: &str) -> Option<(NaiveDate, Option<NaiveTime>, Option<i32>)> {
-    let date = NaiveDate::parse_from_str(text.get(..10)?, "%Y-%m-%d").ok()?;
+    let date_text = text.get(..10)?;
+    // Strictly `YYYY-MM-DD`: chrono alone would also take signs and space padding.
+    let shape =
+        date_text.bytes().enumerate().all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+    if !shape {
+        return None;
+    }
+    let date = NaiveDate::parse_from_str(date_text, "%Y-%m-%d").ok()?;
     let rest = text.get(10..)?;
     if rest.is_empty() {
         return Some((date, None, None));
@@ -594,8 +600,7 @@ fn split_offset(text: &str) -> Option<(&str, Option<i32>)> {
     }
     if let Some(position) = text.rfind(['+', '-']) {
         let (time, offset) = text.split_at(position);
-        let zone = Zone::parse(offset).ok()?;
-        return Some((time.trim_end(), Some(zone.offset_seconds_at(0))));
+        return Some((time.trim_end(), Some(crate::zone::parse_offset(offset)?)));
     }
     Some((text, None))
 }
@@ -645,7 +650,8 @@ mod tests {
         assert_eq!(utc, berlin);
         let date_only = WatermarkValue::parse("2024-01-15", &micros(), &Zone::UTC).unwrap();
         assert_eq!(date_only.to_seed_string(&Zone::UTC), "2024-01-15 00:00:00");
-        let explicit = WatermarkValue::parse("2024-01-15T10:30:00.5Z", &micros(), &Zone::parse("+05:00").unwrap()).unwrap();
+        let explicit =
+            WatermarkValue::parse("2024-01-15T10:30:00.5Z", &micros(), &Zone::parse("+05:00").unwrap()).unwrap();
         assert_eq!(explicit.to_string(), "2024-01-15T10:30:00.5Z");
     }
 
@@ -666,7 +672,8 @@ mod tests {
 
     #[test]
     fn timestamps_compare_as_instants() {
-        let seconds = WatermarkValue::Timestamp { value: 1, unit: TimestampUnit::Second, timezone: Some("+02:00".into()) };
+        let seconds =
+            WatermarkValue::Timestamp { value: 1, unit: TimestampUnit::Second, timezone: Some("+02:00".into()) };
         let nanos = WatermarkValue::Timestamp { value: 1_000_000_000, unit: TimestampUnit::Nanosecond, timezone: None };
         assert_eq!(seconds, nanos);
         assert!(WatermarkValue::int64(5) < seconds, "kinds order by rank");
@@ -679,14 +686,30 @@ mod tests {
         assert_eq!(start.to_seed_string(&Zone::UTC), "2024-01-15 09:30:00");
         let window = Window { start: StartBound::Exclusive(start.clone()), end: Some(end.clone()) };
         assert!(!window.contains(&start) && window.contains(&end));
-        assert_eq!(WatermarkValue::date(10).minus(&Lookback::Time(Duration::from_secs(3600))).unwrap(), WatermarkValue::date(9));
+        assert_eq!(
+            WatermarkValue::date(10).minus(&Lookback::Time(Duration::from_secs(3600))).unwrap(),
+            WatermarkValue::date(9)
+        );
         assert_eq!(WatermarkValue::int64(10).minus(&Lookback::Count(3)).unwrap(), WatermarkValue::int64(7));
         assert!(WatermarkValue::int64(10).minus(&Lookback::Time(Duration::from_secs(1))).is_err());
     }
 
+    /// Regression (fuzz, `watermark_parse`): lenient date shapes were accepted, and offsets with
+    /// seconds (local mean time before 1893) lost their seconds on display.
+    #[test]
+    fn strict_dates_and_offsets_with_seconds() {
+        let kind =
+            WatermarkKind::Timestamp { unit: TimestampUnit::Microsecond, timezone: Some("Europe/Berlin".into()) };
+        assert!(WatermarkValue::parse("+1360- 6-3", &kind, &Zone::UTC).is_err());
+        let old = WatermarkValue::parse("1360-06-03", &kind, &Zone::UTC).unwrap();
+        assert_eq!(old.to_string(), "1360-06-03T00:53:28+00:53:28");
+        assert_eq!(WatermarkValue::parse(&old.to_string(), &kind, &Zone::UTC).unwrap(), old);
+    }
+
     #[test]
     fn tuples_order_lexicographically() {
-        let kind = WatermarkKind::Tuple { elements: vec![WatermarkKind::Utf8, WatermarkKind::Int64, WatermarkKind::Int64] };
+        let kind =
+            WatermarkKind::Tuple { elements: vec![WatermarkKind::Utf8, WatermarkKind::Int64, WatermarkKind::Int64] };
         let a = WatermarkValue::parse("(mysql-bin.000003, 154, 0)", &kind, &Zone::UTC).unwrap();
         let b = WatermarkValue::parse("mysql-bin.000003,1000,0", &kind, &Zone::UTC).unwrap();
         assert!(a < b);

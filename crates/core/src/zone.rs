@@ -40,13 +40,13 @@ impl Zone {
         if matches!(trimmed, "UTC" | "utc" | "Z" | "z" | "Etc/UTC" | "GMT") {
             return Ok(Zone::UTC);
         }
+        if trimmed.starts_with(['+', '-']) {
+            return parse_offset(trimmed)
+                .map(|seconds| Zone { kind: ZoneKind::Fixed(seconds) })
+                .ok_or_else(|| Error::InvalidTimezone { zone: name.to_owned(), reason: "expected ±HH:MM".into() });
+        }
         let tz = Tz::from_str(trimmed)
             .map_err(|error| Error::InvalidTimezone { zone: name.to_owned(), reason: error.to_string() })?;
-        if trimmed.starts_with(['+', '-']) {
-            // A fixed offset: its offset at any instant is the offset.
-            let seconds = tz.offset_from_utc_datetime(&NaiveDateTime::default()).fix().local_minus_utc();
-            return Ok(Zone { kind: ZoneKind::Fixed(seconds) });
-        }
         Ok(Zone { kind: ZoneKind::Named(tz) })
     }
 
@@ -99,15 +99,55 @@ pub(crate) fn naive_from_nanos(nanos: i128) -> Option<NaiveDateTime> {
     DateTime::from_timestamp(seconds, sub).map(|utc| utc.naive_utc())
 }
 
+/// `±HH:MM`, or `±HH:MM:SS` when the offset has seconds (local mean time before 1900).
+pub(crate) fn format_offset(seconds: i32) -> String {
+    let sign = if seconds < 0 { '-' } else { '+' };
+    let magnitude = seconds.unsigned_abs();
+    let (hours, minutes, rest) = (magnitude / 3600, (magnitude % 3600) / 60, magnitude % 60);
+    if rest == 0 {
+        format!("{sign}{hours:02}:{minutes:02}")
+    } else {
+        format!("{sign}{hours:02}:{minutes:02}:{rest:02}")
+    }
+}
+
+/// Parses `±HH`, `±HHMM`, `±HH:MM` or `±HH:MM:SS` into seconds east of UTC.
+pub(crate) fn parse_offset(text: &str) -> Option<i32> {
+    let (sign, digits) = match text.as_bytes().first()? {
+        b'+' => (1, &text[1..]),
+        b'-' => (-1, &text[1..]),
+        _ => return None,
+    };
+    // Only ASCII from here on, so the byte slicing below stays on character boundaries.
+    if !digits.bytes().all(|b| b.is_ascii_digit() || b == b':') {
+        return None;
+    }
+    let parts: Vec<&str> = if digits.contains(':') {
+        digits.split(':').collect()
+    } else if digits.len() == 4 {
+        vec![&digits[..2], &digits[2..]]
+    } else {
+        vec![digits]
+    };
+    if parts.is_empty()
+        || parts.len() > 3
+        || parts.iter().any(|p| p.len() != 2 || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return None;
+    }
+    let value = |index: usize| parts.get(index).map_or(Some(0), |p| p.parse::<i32>().ok());
+    let (hours, minutes, seconds) = (value(0)?, value(1)?, value(2)?);
+    if hours > 23 || minutes > 59 || seconds > 59 {
+        return None;
+    }
+    Some(sign * (hours * 3600 + minutes * 60 + seconds))
+}
+
 impl fmt::Display for Zone {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.kind {
             ZoneKind::Fixed(0) => f.write_str("UTC"),
-            ZoneKind::Fixed(offset) => {
-                let sign = if offset < 0 { '-' } else { '+' };
-                let offset = offset.unsigned_abs();
-                write!(f, "{sign}{:02}:{:02}", offset / 3600, (offset % 3600) / 60)
-            }
+            ZoneKind::Fixed(offset) => f.write_str(&format_offset(offset)),
             ZoneKind::Named(tz) => write!(f, "{tz}"),
         }
     }
@@ -152,19 +192,33 @@ mod tests {
     fn named_zone_with_daylight_saving() {
         let berlin = Zone::parse("Europe/Berlin").unwrap();
         // 2024-07-01 12:00 local is 10:00 UTC (CEST, +2).
-        let local = i128::from(NaiveDateTime::parse_from_str("2024-07-01 12:00:00", "%F %T").unwrap()
-            .and_utc().timestamp()) * NANOS_PER_SECOND;
+        let local =
+            i128::from(NaiveDateTime::parse_from_str("2024-07-01 12:00:00", "%F %T").unwrap().and_utc().timestamp())
+                * NANOS_PER_SECOND;
         let utc = berlin.local_to_utc_nanos(local, "c", 0).unwrap();
         assert_eq!(local - utc, 7_200 * NANOS_PER_SECOND);
         // 2024-03-31 02:30 does not exist in Berlin.
-        let gap = i128::from(NaiveDateTime::parse_from_str("2024-03-31 02:30:00", "%F %T").unwrap()
-            .and_utc().timestamp()) * NANOS_PER_SECOND;
+        let gap =
+            i128::from(NaiveDateTime::parse_from_str("2024-03-31 02:30:00", "%F %T").unwrap().and_utc().timestamp())
+                * NANOS_PER_SECOND;
         let error = berlin.local_to_utc_nanos(gap, "modified", 3).unwrap_err();
         assert!(error.to_string().contains("modified"), "{error}");
         // 2024-10-27 02:30 happens twice: the earlier instant (+2) is taken.
-        let twice = i128::from(NaiveDateTime::parse_from_str("2024-10-27 02:30:00", "%F %T").unwrap()
-            .and_utc().timestamp()) * NANOS_PER_SECOND;
+        let twice =
+            i128::from(NaiveDateTime::parse_from_str("2024-10-27 02:30:00", "%F %T").unwrap().and_utc().timestamp())
+                * NANOS_PER_SECOND;
         assert_eq!(twice - berlin.local_to_utc_nanos(twice, "c", 0).unwrap(), 7_200 * NANOS_PER_SECOND);
+    }
+
+    /// Regression (fuzz, `watermark_parse`): a multi-byte character after the sign panicked.
+    #[test]
+    fn offsets_parse_strictly() {
+        assert_eq!(parse_offset("+05:30"), Some(19_800));
+        assert_eq!(parse_offset("-0930"), Some(-34_200));
+        assert_eq!(parse_offset("+00:53:28"), Some(3_208));
+        assert_eq!(parse_offset("+\u{1965}\u{1965}"), None);
+        assert_eq!(parse_offset("+24:00"), None);
+        assert!(Zone::parse("+ᥥ").is_err());
     }
 
     #[test]

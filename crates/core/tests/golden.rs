@@ -64,11 +64,17 @@ fn row_hash_v1_golden_vectors() {
                 failures.push(format!("{}: rows {:?} != expected {}", case.name, result.rows, expect["rows"]));
             }
             if expect["columns"] != json!(result.columns) {
-                failures.push(format!("{}: column hashes {:?} != expected {}", case.name, result.columns, expect["columns"]));
+                failures.push(format!(
+                    "{}: column hashes {:?} != expected {}",
+                    case.name, result.columns, expect["columns"]
+                ));
             }
             if let Some(fingerprints) = &result.fingerprints {
                 if expect["fingerprints"] != json!(fingerprints) {
-                    failures.push(format!("{}: fingerprints {fingerprints:?} != expected {}", case.name, expect["fingerprints"]));
+                    failures.push(format!(
+                        "{}: fingerprints {fingerprints:?} != expected {}",
+                        case.name, expect["fingerprints"]
+                    ));
                 }
             }
         }
@@ -108,7 +114,9 @@ fn check_relations(root: &Value, computed: &BTreeMap<String, Computed>) {
             let case = &computed[name];
             let equal_pairs: Vec<(usize, usize)> = relation["except"]
                 .as_array()
-                .map(|pairs| pairs.iter().map(|p| (p[0].as_u64().unwrap() as usize, p[1].as_u64().unwrap() as usize)).collect())
+                .map(|pairs| {
+                    pairs.iter().map(|p| (p[0].as_u64().unwrap() as usize, p[1].as_u64().unwrap() as usize)).collect()
+                })
                 .unwrap_or_default();
             for hashes in [Some(&case.rows), case.fingerprints.as_ref()].into_iter().flatten() {
                 for i in 0..hashes.len() {

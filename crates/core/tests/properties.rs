@@ -5,8 +5,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use highwater_core::arrow::array::{
-    ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
-    TimestampMicrosecondArray,
+    ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use highwater_core::arrow::cast::cast;
 use highwater_core::arrow::schema::DataType;
@@ -51,10 +50,7 @@ fn columns(rows: &[Row]) -> Vec<(&'static str, ArrayRef)> {
         ("name", Arc::new(rows.iter().map(|r| r.1.clone()).collect::<StringArray>())),
         ("amount", Arc::new(rows.iter().map(|r| r.2).collect::<Float64Array>())),
         ("active", Arc::new(rows.iter().map(|r| r.3).collect::<BooleanArray>())),
-        (
-            "at",
-            Arc::new(rows.iter().map(|r| r.4).collect::<TimestampMicrosecondArray>().with_timezone("UTC")),
-        ),
+        ("at", Arc::new(rows.iter().map(|r| r.4).collect::<TimestampMicrosecondArray>().with_timezone("UTC"))),
     ]
 }
 
@@ -136,10 +132,19 @@ fn watermark() -> impl Strategy<Value = WatermarkValue> {
     let leaf = prop_oneof![
         any::<i64>().prop_map(WatermarkValue::int64),
         // Years 1900..9999, in every unit that holds them, with sub-second parts.
-        (-2_208_988_800i64..253_402_300_799, 0i64..1_000_000_000, prop_oneof![
-            Just(TimestampUnit::Second), Just(TimestampUnit::Millisecond), Just(TimestampUnit::Microsecond), Just(TimestampUnit::Nanosecond)
-        ], prop_oneof![Just("UTC"), Just("+02:00"), Just("Europe/Berlin")])
-            .prop_filter("nanoseconds end in 2262", |(seconds, _, unit, _)| *unit != TimestampUnit::Nanosecond || *seconds < 9_000_000_000)
+        (
+            -2_208_988_800i64..253_402_300_799,
+            0i64..1_000_000_000,
+            prop_oneof![
+                Just(TimestampUnit::Second),
+                Just(TimestampUnit::Millisecond),
+                Just(TimestampUnit::Microsecond),
+                Just(TimestampUnit::Nanosecond)
+            ],
+            prop_oneof![Just("UTC"), Just("+02:00"), Just("Europe/Berlin")]
+        )
+            .prop_filter("nanoseconds end in 2262", |(seconds, _, unit, _)| *unit != TimestampUnit::Nanosecond
+                || *seconds < 9_000_000_000)
             .prop_map(|(seconds, nanos, unit, zone)| {
                 let per_second = (1_000_000_000 / unit.nanos()) as i64;
                 let value = seconds * per_second + nanos / unit.nanos() as i64;
@@ -148,7 +153,9 @@ fn watermark() -> impl Strategy<Value = WatermarkValue> {
         (-700_000i32..2_900_000).prop_map(WatermarkValue::date),
         "[a-z0-9.]{0,8}".prop_map(|value| WatermarkValue::Utf8 { value }),
     ];
-    leaf.prop_recursive(2, 8, 3, |inner| prop::collection::vec(inner, 1..4).prop_map(|values| WatermarkValue::Tuple { values }))
+    leaf.prop_recursive(2, 8, 3, |inner| {
+        prop::collection::vec(inner, 1..4).prop_map(|values| WatermarkValue::Tuple { values })
+    })
 }
 
 proptest! {
@@ -162,7 +169,7 @@ proptest! {
         if a <= b && b <= c {
             prop_assert!(a <= c);
         }
-        let mut sorted = vec![a.clone(), b.clone(), c.clone()];
+        let mut sorted = [a.clone(), b.clone(), c.clone()];
         sorted.sort();
         prop_assert!(sorted.windows(2).all(|w| w[0] <= w[1]));
     }
@@ -206,7 +213,12 @@ fn bound<T: Clone>(value: Option<(bool, T)>) -> Bound<T> {
     }
 }
 
-fn interval() -> impl Strategy<Value = (Option<(bool, i64)>, Option<(bool, i64)>)> {
+/// One end of an interval: `None` unbounded, else (inclusive, value).
+type End = Option<(bool, i64)>;
+/// An interval as generated: (lower end, upper end).
+type Spec = (End, End);
+
+fn interval() -> impl Strategy<Value = Spec> {
     let end = prop::option::weighted(0.9, (any::<bool>(), 0i64..20));
     (end.clone(), end)
 }
@@ -220,8 +232,8 @@ proptest! {
     fn interval_sets_match_a_pointwise_model(intervals in prop::collection::vec(interval(), 0..6), probe in interval()) {
         let mut discrete = IntervalSet::new();
         let mut dense = IntervalSet::new();
-        let make = |(lo, hi): &(Option<(bool, i64)>, Option<(bool, i64)>)| Interval { lower: bound(*lo), upper: bound(*hi) };
-        let make_dense = |(lo, hi): &(Option<(bool, i64)>, Option<(bool, i64)>)| Interval {
+        let make = |(lo, hi): &Spec| Interval { lower: bound(*lo), upper: bound(*hi) };
+        let make_dense = |(lo, hi): &Spec| Interval {
             lower: bound(lo.map(|(i, v)| (i, Dense(v * 2)))),
             upper: bound(hi.map(|(i, v)| (i, Dense(v * 2)))),
         };

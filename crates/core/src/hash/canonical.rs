@@ -7,19 +7,18 @@
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    ArrowTimestampType, Date32Type, Date64Type, Decimal32Type, Decimal64Type, Decimal128Type,
-    Decimal256Type, DurationMicrosecondType, DurationMillisecondType, DurationNanosecondType,
-    DurationSecondType, Float16Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type,
-    Int64Type, Time32MillisecondType, Time32SecondType, Time64MicrosecondType,
-    Time64NanosecondType, TimestampMicrosecondType, TimestampMillisecondType,
+    ArrowTimestampType, Date32Type, Date64Type, Decimal32Type, Decimal64Type, Decimal128Type, Decimal256Type,
+    DurationMicrosecondType, DurationMillisecondType, DurationNanosecondType, DurationSecondType, Float16Type,
+    Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, Time32MillisecondType, Time32SecondType,
+    Time64MicrosecondType, Time64NanosecondType, TimestampMicrosecondType, TimestampMillisecondType,
     TimestampNanosecondType, TimestampSecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
 use arrow_array::{Array, ArrayRef, OffsetSizeTrait, PrimitiveArray};
 use arrow_buffer::i256;
 use arrow_schema::{DataType, TimeUnit};
 
-use crate::zone::Zone;
 use crate::error::{Error, Result};
+use crate::zone::Zone;
 
 /// Type-family tags: the first byte of every encoded value.
 pub(crate) mod tag {
@@ -58,9 +57,7 @@ pub(crate) fn family_tag(data_type: &DataType) -> Option<u8> {
     Some(match data_type {
         D::Null => tag::NULL,
         D::Boolean => tag::BOOLEAN,
-        D::Int8 | D::Int16 | D::Int32 | D::Int64 | D::UInt8 | D::UInt16 | D::UInt32 | D::UInt64 => {
-            tag::INTEGER
-        }
+        D::Int8 | D::Int16 | D::Int32 | D::Int64 | D::UInt8 | D::UInt16 | D::UInt32 | D::UInt64 => tag::INTEGER,
         D::Float16 | D::Float32 | D::Float64 => tag::FLOAT,
         D::Decimal32(..) | D::Decimal64(..) | D::Decimal128(..) | D::Decimal256(..) => tag::DECIMAL,
         D::Utf8 | D::LargeUtf8 | D::Utf8View => tag::STRING,
@@ -69,9 +66,7 @@ pub(crate) fn family_tag(data_type: &DataType) -> Option<u8> {
         D::Timestamp(..) => tag::TIMESTAMP,
         D::Time32(_) | D::Time64(_) => tag::TIME,
         D::Duration(_) => tag::DURATION,
-        D::List(_) | D::LargeList(_) | D::FixedSizeList(..) | D::ListView(_) | D::LargeListView(_) => {
-            tag::LIST
-        }
+        D::List(_) | D::LargeList(_) | D::FixedSizeList(..) | D::ListView(_) | D::LargeListView(_) => tag::LIST,
         D::Struct(_) => tag::STRUCT,
         D::Map(..) => tag::MAP,
         D::Dictionary(_, value) => return family_tag(value),
@@ -216,7 +211,12 @@ pub(crate) fn nanos_per_unit(unit: TimeUnit) -> i128 {
 
 /// Appends the canonical encoding of `array[row]` to `out`.
 #[allow(clippy::too_many_lines, reason = "one arm per Arrow type keeps the whole spec in one place")]
-pub(crate) fn encode_value(array: &dyn Array, row: usize, context: &EncodeContext<'_>, out: &mut Vec<u8>) -> Result<()> {
+pub(crate) fn encode_value(
+    array: &dyn Array,
+    row: usize,
+    context: &EncodeContext<'_>,
+    out: &mut Vec<u8>,
+) -> Result<()> {
     use DataType as D;
     let data_type = array.data_type();
     let Some(family) = family_tag(data_type) else {

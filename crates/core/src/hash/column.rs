@@ -5,8 +5,8 @@
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    ArrowPrimitiveType, Date32Type, Date64Type, Decimal128Type, Float32Type, Float64Type, Int8Type,
-    Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+    ArrowPrimitiveType, Date32Type, Date64Type, Decimal128Type, Float32Type, Float64Type, Int8Type, Int16Type,
+    Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
 use arrow_array::{Array, ArrayAccessor, PrimitiveArray};
 use arrow_buffer::{NullBuffer, i256};
@@ -35,10 +35,7 @@ pub(crate) fn hash_column<F: FnMut(usize, u64) + ?Sized>(
 ) -> Result<()> {
     use DataType as D;
     let Some(family) = canonical::family_tag(array.data_type()) else {
-        return Err(Error::UnsupportedType {
-            column: context.column.to_owned(),
-            data_type: array.data_type().clone(),
-        });
+        return Err(Error::UnsupportedType { column: context.column.to_owned(), data_type: array.data_type().clone() });
     };
     let null = null_hash(family, seed);
     let nulls = array.nulls();
@@ -115,7 +112,9 @@ pub(crate) fn hash_column<F: FnMut(usize, u64) + ?Sized>(
         D::Decimal128(_, scale) => {
             let values = array.as_primitive::<Decimal128Type>().values();
             let scale = i32::from(*scale);
-            fixed_width(nulls, values.len(), seed, null, emit, |row| decimal_bytes(i256::from_i128(values[row]), scale));
+            fixed_width(nulls, values.len(), seed, null, emit, |row| {
+                decimal_bytes(i256::from_i128(values[row]), scale)
+            });
         }
         D::Dictionary(..) => {
             let dictionary = array.as_any_dictionary();
@@ -245,9 +244,8 @@ fn offset_bytes<O, F>(
                 let (from, to) = (offsets[row].as_usize(), offsets[row + 1].as_usize());
                 let length = to - from;
                 // The 10-byte header as one 16-byte store; the value overwrites its tail.
-                let header = u128::from(family)
-                    | (u128::from(super::canonical::VALUE_FLAG) << 8)
-                    | ((length as u128) << 16);
+                let header =
+                    u128::from(family) | (u128::from(super::canonical::VALUE_FLAG) << 8) | ((length as u128) << 16);
                 buffer[position..position + 16].copy_from_slice(&header.to_le_bytes());
                 let at = position + HEADER;
                 if length <= SHORT && from + SHORT <= values.len() {

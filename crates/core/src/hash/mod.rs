@@ -168,9 +168,9 @@ impl RowHasher {
         out.num_columns = width;
         let schema = batch.schema();
         for (index, column) in self.columns.iter().enumerate() {
-            let array = batch.column_by_name(&column.name).ok_or_else(|| {
-                Error::column_not_found(&column.name, schema.fields().iter().map(|f| f.name()))
-            })?;
+            let array = batch
+                .column_by_name(&column.name)
+                .ok_or_else(|| Error::column_not_found(&column.name, schema.fields().iter().map(|f| f.name())))?;
             canonical::check_supported(&column.name, array.data_type(), self.naive_zone.as_ref())?;
             let context = EncodeContext { column: &column.name, naive_zone: self.naive_zone.as_ref() };
             // Row-major: each row's value hashes end up contiguous, ready for the row hash.

@@ -18,12 +18,11 @@
 
 use std::sync::Arc;
 
-use highwater_core::arrow::array::{
-    Array, ArrayRef, BooleanArray, FixedSizeBinaryArray, FixedSizeListArray, Float16Array,
-    Float64Array, GenericListArray, MapArray, NullArray, PrimitiveArray, RecordBatch, StringArray, StructArray,
-    BinaryArray,
-};
 use highwater_core::arrow::array::types::*;
+use highwater_core::arrow::array::{
+    Array, ArrayRef, BinaryArray, BooleanArray, FixedSizeBinaryArray, FixedSizeListArray, Float16Array, Float64Array,
+    GenericListArray, MapArray, NullArray, PrimitiveArray, RecordBatch, StringArray, StructArray,
+};
 use highwater_core::arrow::buffer::{NullBuffer, OffsetBuffer, i256};
 use highwater_core::arrow::cast::cast;
 use highwater_core::arrow::schema::{DataType, Field, Fields, TimeUnit};
@@ -212,7 +211,9 @@ impl Parser<'_> {
 
 fn int(value: &Value) -> Result<i128, String> {
     match value {
-        Value::Number(n) => n.as_i64().map(i128::from).or_else(|| n.as_u64().map(i128::from)).ok_or(format!("not an integer: {n}")),
+        Value::Number(n) => {
+            n.as_i64().map(i128::from).or_else(|| n.as_u64().map(i128::from)).ok_or(format!("not an integer: {n}"))
+        }
         Value::String(s) => s.parse().map_err(|_| format!("not an integer: {s}")),
         other => Err(format!("not an integer: {other}")),
     }
@@ -239,7 +240,10 @@ fn hex(value: &Value) -> Result<Vec<u8>, String> {
     (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).map_err(|e| e.to_string())).collect()
 }
 
-fn primitive<T: ArrowPrimitiveType>(values: &[Value], convert: impl Fn(&Value) -> Result<T::Native, String>) -> Result<ArrayRef, String> {
+fn primitive<T: ArrowPrimitiveType>(
+    values: &[Value],
+    convert: impl Fn(&Value) -> Result<T::Native, String>,
+) -> Result<ArrayRef, String> {
     let items: Vec<Option<T::Native>> =
         values.iter().map(|v| if v.is_null() { Ok(None) } else { convert(v).map(Some) }).collect::<Result<_, _>>()?;
     Ok(Arc::new(items.into_iter().collect::<PrimitiveArray<T>>()))
@@ -256,7 +260,10 @@ pub fn build(data_type: &DataType, values: &[Value]) -> Result<ArrayRef, String>
     let array: ArrayRef = match data_type {
         DataType::Null => Arc::new(NullArray::new(values.len())),
         DataType::Boolean => Arc::new(BooleanArray::from(
-            values.iter().map(|v| if v.is_null() { Ok(None) } else { v.as_bool().map(Some).ok_or(format!("not a bool: {v}")) }).collect::<Result<Vec<_>, String>>()?,
+            values
+                .iter()
+                .map(|v| if v.is_null() { Ok(None) } else { v.as_bool().map(Some).ok_or(format!("not a bool: {v}")) })
+                .collect::<Result<Vec<_>, String>>()?,
         )),
         DataType::Int8 => primitive::<Int8Type>(values, |v| i8::try_from(int(v)?).map_err(narrow))?,
         DataType::Int16 => primitive::<Int16Type>(values, |v| i16::try_from(int(v)?).map_err(narrow))?,
@@ -267,26 +274,46 @@ pub fn build(data_type: &DataType, values: &[Value]) -> Result<ArrayRef, String>
         DataType::UInt32 => primitive::<UInt32Type>(values, |v| u32::try_from(int(v)?).map_err(narrow))?,
         DataType::UInt64 => primitive::<UInt64Type>(values, |v| u64::try_from(int(v)?).map_err(narrow))?,
         DataType::Float16 => {
-            let items: Vec<Option<f64>> = values.iter().map(|v| if v.is_null() { Ok(None) } else { float(v).map(Some) }).collect::<Result<_, String>>()?;
+            let items: Vec<Option<f64>> = values
+                .iter()
+                .map(|v| if v.is_null() { Ok(None) } else { float(v).map(Some) })
+                .collect::<Result<_, String>>()?;
             let wide = Float64Array::from(items);
-            let narrowed: Float16Array = cast(&wide, &DataType::Float16).map_err(|e| e.to_string())?.as_any().downcast_ref::<Float16Array>().cloned().ok_or("float16 cast")?;
+            let narrowed: Float16Array = cast(&wide, &DataType::Float16)
+                .map_err(|e| e.to_string())?
+                .as_any()
+                .downcast_ref::<Float16Array>()
+                .cloned()
+                .ok_or("float16 cast")?;
             Arc::new(narrowed)
         }
         DataType::Float32 => primitive::<Float32Type>(values, |v| Ok(float(v)? as f32))?,
         DataType::Float64 => primitive::<Float64Type>(values, float)?,
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
-            let items: Vec<Option<&str>> = values.iter().map(|v| if v.is_null() { Ok(None) } else { v.as_str().map(Some).ok_or(format!("not a string: {v}")) }).collect::<Result<_, String>>()?;
+            let items: Vec<Option<&str>> = values
+                .iter()
+                .map(|v| if v.is_null() { Ok(None) } else { v.as_str().map(Some).ok_or(format!("not a string: {v}")) })
+                .collect::<Result<_, String>>()?;
             let plain: ArrayRef = Arc::new(StringArray::from(items));
             cast(&plain, data_type).map_err(|e| e.to_string())?
         }
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
-            let items: Vec<Option<Vec<u8>>> = values.iter().map(|v| if v.is_null() { Ok(None) } else { hex(v).map(Some) }).collect::<Result<_, String>>()?;
+            let items: Vec<Option<Vec<u8>>> = values
+                .iter()
+                .map(|v| if v.is_null() { Ok(None) } else { hex(v).map(Some) })
+                .collect::<Result<_, String>>()?;
             let plain: ArrayRef = Arc::new(BinaryArray::from_iter(items));
             cast(&plain, data_type).map_err(|e| e.to_string())?
         }
         DataType::FixedSizeBinary(width) => {
-            let items: Vec<Option<Vec<u8>>> = values.iter().map(|v| if v.is_null() { Ok(None) } else { hex(v).map(Some) }).collect::<Result<_, String>>()?;
-            Arc::new(FixedSizeBinaryArray::try_from_sparse_iter_with_size(items.into_iter(), *width).map_err(|e| e.to_string())?)
+            let items: Vec<Option<Vec<u8>>> = values
+                .iter()
+                .map(|v| if v.is_null() { Ok(None) } else { hex(v).map(Some) })
+                .collect::<Result<_, String>>()?;
+            Arc::new(
+                FixedSizeBinaryArray::try_from_sparse_iter_with_size(items.into_iter(), *width)
+                    .map_err(|e| e.to_string())?,
+            )
         }
         DataType::Date32 => primitive::<Date32Type>(values, |v| i32::try_from(int(v)?).map_err(narrow))?,
         DataType::Date64 => primitive::<Date64Type>(values, |v| i64::try_from(int(v)?).map_err(narrow))?,
@@ -304,22 +331,53 @@ pub fn build(data_type: &DataType, values: &[Value]) -> Result<ArrayRef, String>
         }
         DataType::Decimal32(p, s) => {
             let a = primitive::<Decimal32Type>(values, |v| i32::try_from(int(v)?).map_err(narrow))?;
-            Arc::new(a.as_any().downcast_ref::<PrimitiveArray<Decimal32Type>>().unwrap().clone().with_precision_and_scale(*p, *s).map_err(|e| e.to_string())?)
+            Arc::new(
+                a.as_any()
+                    .downcast_ref::<PrimitiveArray<Decimal32Type>>()
+                    .unwrap()
+                    .clone()
+                    .with_precision_and_scale(*p, *s)
+                    .map_err(|e| e.to_string())?,
+            )
         }
         DataType::Decimal64(p, s) => {
             let a = primitive::<Decimal64Type>(values, |v| i64::try_from(int(v)?).map_err(narrow))?;
-            Arc::new(a.as_any().downcast_ref::<PrimitiveArray<Decimal64Type>>().unwrap().clone().with_precision_and_scale(*p, *s).map_err(|e| e.to_string())?)
+            Arc::new(
+                a.as_any()
+                    .downcast_ref::<PrimitiveArray<Decimal64Type>>()
+                    .unwrap()
+                    .clone()
+                    .with_precision_and_scale(*p, *s)
+                    .map_err(|e| e.to_string())?,
+            )
         }
         DataType::Decimal128(p, s) => {
             let a = primitive::<Decimal128Type>(values, int)?;
-            Arc::new(a.as_any().downcast_ref::<PrimitiveArray<Decimal128Type>>().unwrap().clone().with_precision_and_scale(*p, *s).map_err(|e| e.to_string())?)
+            Arc::new(
+                a.as_any()
+                    .downcast_ref::<PrimitiveArray<Decimal128Type>>()
+                    .unwrap()
+                    .clone()
+                    .with_precision_and_scale(*p, *s)
+                    .map_err(|e| e.to_string())?,
+            )
         }
         DataType::Decimal256(p, s) => {
             let a = primitive::<Decimal256Type>(values, |v| {
-                let text = match v { Value::String(s) => s.clone(), other => other.to_string() };
+                let text = match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
                 i256::from_string(&text).ok_or(format!("not an integer: {text}"))
             })?;
-            Arc::new(a.as_any().downcast_ref::<PrimitiveArray<Decimal256Type>>().unwrap().clone().with_precision_and_scale(*p, *s).map_err(|e| e.to_string())?)
+            Arc::new(
+                a.as_any()
+                    .downcast_ref::<PrimitiveArray<Decimal256Type>>()
+                    .unwrap()
+                    .clone()
+                    .with_precision_and_scale(*p, *s)
+                    .map_err(|e| e.to_string())?,
+            )
         }
         DataType::Dictionary(_, value_type) => {
             let plain = build(value_type, values)?;
@@ -349,24 +407,46 @@ pub fn build(data_type: &DataType, values: &[Value]) -> Result<ArrayRef, String>
                     }
                 }
                 let child = build(field.data_type(), &padded)?;
-                return Ok(Arc::new(FixedSizeListArray::try_new(Arc::clone(field), *size, child, nulls_of(values)).map_err(|e| e.to_string())?));
+                return Ok(Arc::new(
+                    FixedSizeListArray::try_new(Arc::clone(field), *size, child, nulls_of(values))
+                        .map_err(|e| e.to_string())?,
+                ));
             }
             let child = build(field.data_type(), &elements)?;
             match data_type {
-                DataType::List(_) => Arc::new(GenericListArray::<i32>::try_new(Arc::clone(field), OffsetBuffer::from_lengths(lengths), child, nulls_of(values)).map_err(|e| e.to_string())?),
-                _ => Arc::new(GenericListArray::<i64>::try_new(Arc::clone(field), OffsetBuffer::from_lengths(lengths), child, nulls_of(values)).map_err(|e| e.to_string())?),
+                DataType::List(_) => Arc::new(
+                    GenericListArray::<i32>::try_new(
+                        Arc::clone(field),
+                        OffsetBuffer::from_lengths(lengths),
+                        child,
+                        nulls_of(values),
+                    )
+                    .map_err(|e| e.to_string())?,
+                ),
+                _ => Arc::new(
+                    GenericListArray::<i64>::try_new(
+                        Arc::clone(field),
+                        OffsetBuffer::from_lengths(lengths),
+                        child,
+                        nulls_of(values),
+                    )
+                    .map_err(|e| e.to_string())?,
+                ),
             }
         }
         DataType::Struct(fields) => {
             let mut children = Vec::new();
             for field in fields {
-                let column: Vec<Value> = values.iter().map(|v| v.get(field.name()).cloned().unwrap_or(Value::Null)).collect();
+                let column: Vec<Value> =
+                    values.iter().map(|v| v.get(field.name()).cloned().unwrap_or(Value::Null)).collect();
                 children.push(build(field.data_type(), &column)?);
             }
             Arc::new(StructArray::try_new(fields.clone(), children, nulls_of(values)).map_err(|e| e.to_string())?)
         }
         DataType::Map(entries_field, _) => {
-            let DataType::Struct(entry_fields) = entries_field.data_type() else { return Err("map entries must be a struct".into()) };
+            let DataType::Struct(entry_fields) = entries_field.data_type() else {
+                return Err("map entries must be a struct".into());
+            };
             let (mut lengths, mut keys, mut items) = (Vec::new(), Vec::new(), Vec::new());
             for value in values {
                 match value {
@@ -383,8 +463,18 @@ pub fn build(data_type: &DataType, values: &[Value]) -> Result<ArrayRef, String>
             }
             let key_array = build(entry_fields[0].data_type(), &keys)?;
             let value_array = build(entry_fields[1].data_type(), &items)?;
-            let entries = StructArray::try_new(entry_fields.clone(), vec![key_array, value_array], None).map_err(|e| e.to_string())?;
-            Arc::new(MapArray::try_new(Arc::clone(entries_field), OffsetBuffer::from_lengths(lengths), entries, nulls_of(values), false).map_err(|e| e.to_string())?)
+            let entries = StructArray::try_new(entry_fields.clone(), vec![key_array, value_array], None)
+                .map_err(|e| e.to_string())?;
+            Arc::new(
+                MapArray::try_new(
+                    Arc::clone(entries_field),
+                    OffsetBuffer::from_lengths(lengths),
+                    entries,
+                    nulls_of(values),
+                    false,
+                )
+                .map_err(|e| e.to_string())?,
+            )
         }
         other => return Err(format!("no builder for {other}")),
     };

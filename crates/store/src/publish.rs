@@ -1,0 +1,94 @@
+//! Publishing a committed version: staged files move to their final names, replaced files move
+//! under `_highwater/replaced/<version>/` (or are deleted).
+//!
+//! Every step is idempotent, so a publish interrupted at any point is finished by the next
+//! `Table::open` (or by a concurrent runner) with the same result: a file already at its final
+//! name counts as published, a replaced file already gone counts as moved.
+
+use std::collections::BTreeSet;
+
+use futures::{StreamExt, TryStreamExt};
+
+use crate::commit::{Commit, DataFile, PublishMode};
+use crate::error::{Error, Result};
+use crate::layout::Layout;
+use crate::table::Table;
+
+/// At most this many moves run at once.
+const CONCURRENCY: usize = 16;
+
+/// Whether every step of publishing `commit` is done.
+pub(crate) async fn is_published(
+    table: &Table,
+    commit: &Commit,
+    added: &[DataFile],
+    removed: &[DataFile],
+) -> Result<bool> {
+    if commit.publish == PublishMode::Direct {
+        return Ok(true);
+    }
+    let io = &table.io;
+    let pending: BTreeSet<String> = added.iter().filter_map(|f| f.publish_from.clone()).collect();
+    if !pending.is_empty() {
+        let staged = io.list(&io.layout.staging_dir(&commit.run_id)).await?;
+        if staged.iter().any(|m| io.layout.relative(&m.location).is_some_and(|r| pending.contains(&r))) {
+            return Ok(false);
+        }
+        // Files restored from `replaced/` are not under staging: look them up one by one.
+        for from in pending.iter().filter(|p| !p.starts_with(&format!("{}/staging/", crate::layout::META_DIR))) {
+            if io.head(&io.layout.join(from)).await?.is_some() {
+                return Ok(false);
+            }
+        }
+    }
+    for file in removed {
+        if io.head(&io.layout.join(&file.path)).await?.is_some() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Moves the commit's staged files into place, then its replaced files out of the way.
+pub(crate) async fn publish(table: &Table, commit: &Commit, added: &[DataFile], removed: &[DataFile]) -> Result<()> {
+    if commit.publish == PublishMode::Direct {
+        return Ok(());
+    }
+    let io = &table.io;
+    futures::stream::iter(added.iter().filter(|f| f.publish_from.is_some()).map(|file| async move {
+        let from_relative = file.publish_from.as_deref().unwrap_or_default();
+        let (from, to) = (io.layout.join(from_relative), io.layout.join(&file.path));
+        match io.rename(&from, &to).await {
+            Ok(()) => Ok(()),
+            // Moved by an earlier, interrupted publish or by a concurrent runner.
+            Err(error) if error.is_not_found() => match io.head(&to).await? {
+                Some(_) => Ok(()),
+                None => Err(Error::StagedFileMissing {
+                    version: commit.version,
+                    path: file.path.clone(),
+                    staged: from_relative.to_owned(),
+                }),
+            },
+            Err(error) => Err(error),
+        }
+    }))
+    .buffer_unordered(CONCURRENCY)
+    .try_collect::<Vec<()>>()
+    .await?;
+    futures::stream::iter(removed.iter().map(|file| async move {
+        let at = io.layout.join(&file.path);
+        if commit.retain_replaced {
+            let kept = io.layout.join(&Layout::replaced_file(commit.version, &file.path));
+            match io.rename(&at, &kept).await {
+                Err(error) if !error.is_not_found() => Err(error),
+                _ => Ok(()),
+            }
+        } else {
+            io.delete(&at).await
+        }
+    }))
+    .buffer_unordered(CONCURRENCY)
+    .try_collect::<Vec<()>>()
+    .await?;
+    Ok(())
+}

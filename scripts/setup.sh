@@ -1,0 +1,50 @@
+# Sourced by scripts/test and .ci/run: installs what the tests need, once, idempotently.
+# A fresh machine of this kind has the stable Rust toolchain (with rustfmt and clippy), nightly,
+# Python 3.11 and Node; everything else comes from the package registries.
+
+HIGHWATER_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export HIGHWATER_ROOT
+# Python tools (the spec's reference implementation; later the S3 server) live in one venv.
+export HIGHWATER_VENV=${HIGHWATER_VENV:-$HIGHWATER_ROOT/.venv}
+CARGO_FUZZ_VERSION=0.13.2
+
+setup_rust() {
+  rustup component add rustfmt clippy >/dev/null 2>&1 || true
+  if ! rustup target list --installed | grep -q '^wasm32-unknown-unknown$'; then
+    rustup target add wasm32-unknown-unknown
+  fi
+}
+
+setup_fuzz() {
+  if ! cargo fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
+    cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked
+  fi
+}
+
+setup_python() {
+  if [ ! -x "$HIGHWATER_VENV/bin/python" ]; then
+    python3 -m venv "$HIGHWATER_VENV"
+  fi
+  "$HIGHWATER_VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$HIGHWATER_ROOT/scripts/requirements.txt"
+}
+
+setup_tests() {
+  setup_rust
+  setup_fuzz
+  setup_python
+}
+
+# `step NAME COMMAND...`: runs a command, prints how long it took, stops on failure.
+step() {
+  local name=$1
+  shift
+  local started=$SECONDS
+  echo "==> $name"
+  if "$@"; then
+    echo "<== $name: ok in $((SECONDS - started)) s"
+  else
+    local status=$?
+    echo "<== $name: FAILED after $((SECONDS - started)) s (exit $status)"
+    exit "$status"
+  fi
+}
