@@ -55,6 +55,11 @@ impl Zone {
         matches!(self.kind, ZoneKind::Fixed(0))
     }
 
+    /// Whether the offset never changes (UTC or a fixed offset): local order is instant order.
+    pub fn is_fixed(&self) -> bool {
+        matches!(self.kind, ZoneKind::Fixed(_))
+    }
+
     /// Converts local nanoseconds since the epoch (the wall clock read as if it were UTC) into
     /// UTC nanoseconds. `column` and `row` only name the value in errors.
     pub fn local_to_utc_nanos(&self, local_nanos: i128, column: &str, row: usize) -> Result<i128> {

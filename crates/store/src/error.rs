@@ -126,6 +126,27 @@ pub enum Error {
         retention: Duration,
     },
 
+    /// A source file could not be read as Parquet (truncated, wrong magic, a corrupt page, a
+    /// panic inside the decoder).
+    #[error("cannot read {file}: {detail}")]
+    CorruptFile {
+        /// The file (its ledger key).
+        file: String,
+        /// What went wrong.
+        detail: String,
+    },
+
+    /// A source file's schema conflicts with the others'.
+    #[error("{file}: column `{column}`: {detail}")]
+    SchemaMismatch {
+        /// The file.
+        file: String,
+        /// The column.
+        column: String,
+        /// How it conflicts.
+        detail: String,
+    },
+
     /// A path given as a table or source location is not usable.
     #[error("invalid location `{location}`: {reason}")]
     InvalidLocation {

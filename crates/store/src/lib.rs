@@ -66,15 +66,19 @@
 
 #![deny(missing_docs, unsafe_code, rustdoc::broken_intra_doc_links)]
 
+mod adopt;
 mod commit;
 mod error;
 mod io;
 mod layout;
 mod location;
 mod publish;
+pub mod seed;
+pub mod source;
 mod table;
 mod transaction;
 mod upkeep;
+pub mod write;
 
 pub use commit::{
     Checkpoint, Commit, CommitInfo, DataFile, FORMAT_VERSION, Operation, PersistedSchema, PublishMode, Snapshot,
@@ -84,5 +88,5 @@ pub use error::{Error, Result};
 pub use layout::{META_DIR, STAGED_SUFFIX, STATE_SUFFIX};
 pub use location::store_for;
 pub use table::{Table, TableOptions};
-pub use transaction::{Committed, RunSpec, Transaction, new_run_id, partition_values};
+pub use transaction::{Committed, FileTarget, RunSpec, Transaction, new_run_id, partition_values};
 pub use upkeep::{LocatedFile, VacuumReport};

@@ -203,7 +203,7 @@ impl Table {
     }
 
     /// Writing twice with `PutMode::Create` must fail the second time.
-    async fn probe_put_if_absent(&self, run_id: &str) -> Result<()> {
+    pub(crate) async fn probe_put_if_absent(&self, run_id: &str) -> Result<()> {
         let probe = self.io.layout.probe(run_id);
         let first = self.io.create(&probe, Bytes::from_static(b"1")).await?;
         let second = self.io.create(&probe, Bytes::from_static(b"2")).await?;

@@ -30,6 +30,9 @@ use futures::{StreamExt, TryStreamExt};
 use highwater_core::hash::HASH_SPEC_VERSION;
 use highwater_core::report::{LoadReport, Pattern};
 use highwater_core::watermark::WatermarkValue;
+use std::sync::Arc;
+
+use object_store::ObjectStore;
 use object_store::path::Path;
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -78,6 +81,53 @@ pub fn new_run_id() -> String {
     format!("{}-{:08x}", now.format("%Y%m%dT%H%M%S%6fZ"), xxh3_64(entropy.as_bytes()) as u32)
 }
 
+/// Where a run writes its data files.
+#[derive(Clone, Debug)]
+pub struct FileTarget {
+    store: Arc<dyn ObjectStore>,
+    layout: Layout,
+    run_id: String,
+    publish: PublishMode,
+    /// Numbers the run's files, shared by every writer of the run.
+    files: Arc<AtomicU64>,
+}
+
+impl FileTarget {
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// The run's id (part of every file name it writes).
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// A number no other file of this run has.
+    pub fn next_file_number(&self) -> u64 {
+        self.files.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The run's scratch folder (spilled state that never becomes table data); it lives in the
+    /// run's staging area, so vacuum removes it if the run dies.
+    pub fn scratch(&self) -> Path {
+        self.layout.staging_dir(&self.run_id).join("_scratch")
+    }
+
+    /// Where the file to be published at `relative` is written.
+    pub fn location(&self, relative: &str) -> Path {
+        self.layout.join(&self.relative(relative))
+    }
+
+    /// The same, relative to the table root.
+    pub fn relative(&self, relative: &str) -> String {
+        match self.publish {
+            PublishMode::Rename => Layout::staged_file(&self.run_id, relative),
+            PublishMode::Direct => relative.to_owned(),
+        }
+    }
+}
+
 /// What a successful commit made.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Committed {
@@ -105,6 +155,7 @@ pub struct Transaction {
     written_state: Vec<String>,
     schema: SchemaRef,
     properties: BTreeMap<String, serde_json::Value>,
+    files: Arc<AtomicU64>,
 }
 
 impl Transaction {
@@ -124,6 +175,7 @@ impl Transaction {
             added: Vec::new(),
             removed: Vec::new(),
             written_state: Vec::new(),
+            files: Arc::default(),
         }
     }
 
@@ -155,13 +207,22 @@ impl Transaction {
     /// Where to write the data file that will be published at `relative`: its staging location,
     /// or the final name in direct mode.
     pub fn write_location(&self, relative: &str) -> Path {
-        self.table.io.layout.join(&self.write_relative(relative))
+        self.file_target().location(relative)
     }
 
     fn write_relative(&self, relative: &str) -> String {
-        match self.publish {
-            PublishMode::Rename => Layout::staged_file(&self.run_id, relative),
-            PublishMode::Direct => relative.to_owned(),
+        self.file_target().relative(relative)
+    }
+
+    /// Where this run writes data files, as a value that writers can keep while the
+    /// transaction is used for other things.
+    pub fn file_target(&self) -> FileTarget {
+        FileTarget {
+            store: Arc::clone(&self.table.io.store),
+            layout: self.table.io.layout.clone(),
+            run_id: self.run_id.clone(),
+            publish: self.publish,
+            files: Arc::clone(&self.files),
         }
     }
 
@@ -428,10 +489,31 @@ pub fn partition_values(relative: &str) -> BTreeMap<String, Option<String>> {
         .into_iter()
         .filter_map(|segment| segment.split_once('='))
         .map(|(key, value)| {
-            let value = (value != "__HIVE_DEFAULT_PARTITION__").then(|| value.to_owned());
+            let value = (value != "__HIVE_DEFAULT_PARTITION__").then(|| unescape(value));
             (key.to_owned(), value)
         })
         .collect()
+}
+
+/// Undoes Hive's `%XX` escaping of partition values.
+fn unescape(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        let hex = |i: usize| bytes.get(i).and_then(|b| (*b as char).to_digit(16));
+        match (bytes[index], hex(index + 1), hex(index + 2)) {
+            (b'%', Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8);
+                index += 3;
+            }
+            (byte, _, _) => {
+                out.push(byte);
+                index += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| value.to_owned())
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 #![deny(missing_docs, unsafe_code, rustdoc::broken_intra_doc_links)]
 
 mod backend;
+pub mod data;
 mod fault;
 pub mod fixtures;
 mod harness;

@@ -94,3 +94,38 @@ pub async fn visible_files(store: &Arc<dyn ObjectStore>) -> BTreeSet<String> {
         })
         .collect()
 }
+
+/// Every row of the table's latest version (read through its files), sorted by `id`.
+pub async fn read_table(table: &Table) -> arrow_array::RecordBatch {
+    use highwater_store::source::{Scan, ScanOptions, SchemaPolicy, Source, SourceOptions};
+    let snapshot = table.snapshot().await.unwrap();
+    let files: Vec<String> = snapshot.files.keys().cloned().collect();
+    let source = Source::from_store(
+        Arc::clone(table.store()),
+        table.root().clone(),
+        "table",
+        SourceOptions { suffix: None, min_age: None, files: Some(files) },
+    );
+    let listing = source.list().await.unwrap();
+    let options = ScanOptions {
+        schema: SchemaPolicy { expected: Some(Arc::clone(&snapshot.schema)), allow_added_nullable: true },
+        ..ScanOptions::default()
+    };
+    let batches: Vec<arrow_array::RecordBatch> = Scan::plan(&listing, &listing.files, options)
+        .await
+        .unwrap()
+        .stream()
+        .map_ok(|b| b.batch)
+        .try_collect()
+        .await
+        .unwrap();
+    let all = arrow_select::concat::concat_batches(&snapshot.schema, &batches).unwrap();
+    sort_by_id(&all)
+}
+
+/// A batch sorted by its `id` column.
+pub fn sort_by_id(batch: &arrow_array::RecordBatch) -> arrow_array::RecordBatch {
+    let ids = batch.column_by_name("id").unwrap();
+    let order = arrow_ord::sort::sort_to_indices(ids, None, None).unwrap();
+    arrow_select::take::take_record_batch(batch, &order).unwrap()
+}

@@ -4,5 +4,8 @@ mod bad_input;
 mod common;
 mod conformance;
 mod crash;
+mod dataset;
 mod race;
+mod seed_compat;
 mod upkeep;
+mod writers;

@@ -1,0 +1,382 @@
+//! The sink, the merge-by-key writer, compaction, adoption and schema evolution.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
+use arrow_array::{Array, ArrayRef, Int64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use highwater_core::key::{KeyHasher, KeyOptions};
+use highwater_core::report::Pattern;
+use highwater_core::watermark::WatermarkValue;
+use highwater_store::write::{
+    ChangeOp, CompactOptions, MergeOptions, MergeWriter, ParquetSink, SchemaEvolution, SinkOptions, compact, reconcile,
+};
+use highwater_store::{Operation, RunSpec, Table};
+use highwater_test_support::data::{put_parquet, source_rows};
+use highwater_test_support::{Backend, crash_harness};
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use proptest::prelude::*;
+
+use crate::common::{options, read_table};
+
+fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("value", DataType::Utf8, true),
+        Field::new("part", DataType::Int64, true),
+    ]))
+}
+
+fn rows(ids: &[i64], value: &str) -> RecordBatch {
+    let values: Vec<Option<String>> = ids.iter().map(|id| Some(format!("{value}{id}"))).collect();
+    let parts: Vec<Option<i64>> = ids.iter().map(|id| Some(id % 3)).collect();
+    RecordBatch::try_new(
+        schema(),
+        vec![
+            Arc::new(Int64Array::from(ids.to_vec())) as ArrayRef,
+            Arc::new(StringArray::from(values)),
+            Arc::new(Int64Array::from(parts)),
+        ],
+    )
+    .unwrap()
+}
+
+fn root() -> Path {
+    Path::from("t")
+}
+
+async fn new_table(store: &Arc<dyn ObjectStore>) -> Table {
+    Table::create_with(Arc::clone(store), root(), &schema(), options()).await.unwrap()
+}
+
+/// One file per chunk of `files`, committed as version 1.
+async fn load(table: &Table, files: &[Vec<i64>], sink: SinkOptions) {
+    let mut run = table.begin(RunSpec::load(Pattern::Timestamp)).await.unwrap();
+    for ids in files {
+        let mut writer = ParquetSink::new(run.file_target(), schema(), sink.clone()).unwrap();
+        writer.write(&rows(ids, "v")).await.unwrap();
+        for file in writer.finish().await.unwrap() {
+            run.add_file(file).unwrap();
+        }
+    }
+    run.commit(Some(WatermarkValue::int64(1)), None).await.unwrap();
+}
+
+/// The table as `id → value`.
+async fn contents(table: &Table) -> BTreeMap<i64, String> {
+    let batch = read_table(table).await;
+    let ids = batch.column_by_name("id").unwrap().as_primitive::<Int64Type>().clone();
+    let values = batch.column_by_name("value").unwrap().as_string::<i32>().clone();
+    ids.iter().zip(values.iter()).map(|(id, value)| (id.unwrap(), value.unwrap_or("null").to_owned())).collect()
+}
+
+async fn merge(
+    table: &Table,
+    changes: &[(ChangeOp, Vec<i64>, &str)],
+    budget: usize,
+) -> highwater_store::write::MergeOutcome {
+    let mut run = table.begin(RunSpec::load(Pattern::Cdc)).await.unwrap();
+    let key = KeyHasher::new(["id"], &KeyOptions::default()).unwrap();
+    let options = MergeOptions { memory_budget_rows: budget, ..MergeOptions::default() };
+    let mut writer = MergeWriter::new(&run, schema(), key, options).unwrap();
+    for (op, ids, value) in changes {
+        let batch = match op {
+            ChangeOp::Upsert => rows(ids, value),
+            ChangeOp::Delete => rows(ids, "").project(&[0]).unwrap(),
+        };
+        writer.push(*op, batch).await.unwrap();
+    }
+    let outcome = writer.finish(&mut run).await.unwrap();
+    run.commit(Some(WatermarkValue::int64(2)), None).await.unwrap();
+    outcome
+}
+
+#[tokio::test]
+async fn sink_partitions_like_spark_and_reads_back() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let table = new_table(&store).await;
+    let sink = SinkOptions { partition_by: vec!["part".into()], ..SinkOptions::default() };
+    load(&table, &[(1..=30).collect()], sink).await;
+    let files = visible_files_at(&store).await;
+    assert_eq!(files.len(), 3, "{files:?}");
+    assert!(files.iter().all(|f| f.starts_with("part=") && f.ends_with(".parquet")), "{files:?}");
+    let batch = read_table(&table).await;
+    assert_eq!(batch.num_rows(), 30);
+    assert_eq!(batch.schema(), schema(), "partition values come back as a typed column");
+    let parts = batch.column_by_name("part").unwrap().as_primitive::<Int64Type>();
+    assert!((0..30).all(|i| parts.value(i) == (i as i64 + 1) % 3));
+}
+
+#[tokio::test]
+async fn sink_rolls_files_at_the_target_size() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let table = new_table(&store).await;
+    let mut run = table.begin(RunSpec::load(Pattern::Timestamp)).await.unwrap();
+    let options = SinkOptions { target_file_bytes: 2_000, row_group_rows: 100, ..SinkOptions::default() };
+    let mut sink = ParquetSink::new(run.file_target(), schema(), options).unwrap();
+    for chunk in (1..=2000).collect::<Vec<i64>>().chunks(100) {
+        sink.write(&rows(chunk, "value-")).await.unwrap();
+    }
+    let files = sink.finish().await.unwrap();
+    assert!(files.len() > 3, "{} files", files.len());
+    assert_eq!(files.iter().map(|f| f.rows).sum::<u64>(), 2000);
+    for file in files {
+        run.add_file(file).unwrap();
+    }
+    run.commit(None, None).await.unwrap();
+    assert_eq!(contents(&table).await.len(), 2000);
+}
+
+#[tokio::test]
+async fn merge_replaces_only_the_file_holding_the_keys() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let table = new_table(&store).await;
+    // Ten key-clustered files: 1..=100, 101..=200, …
+    let files: Vec<Vec<i64>> = (0..10).map(|f| (f * 100 + 1..=f * 100 + 100).collect()).collect();
+    load(&table, &files, SinkOptions::default()).await;
+    let before = table.snapshot().await.unwrap();
+    let outcome =
+        merge(&table, &[(ChangeOp::Upsert, vec![305, 1005], "new"), (ChangeOp::Delete, vec![310], "")], 1000).await;
+    assert_eq!(outcome.files_replaced.len(), 1, "{outcome:?}");
+    assert_eq!(outcome.files_skipped_by_statistics, 9);
+    let replaced = &outcome.files_replaced[0];
+    assert_eq!(before.files[replaced].rows, 100);
+    assert_eq!((outcome.upserts, outcome.deletes, outcome.rows_removed), (2, 1, 2));
+    let now = contents(&table).await;
+    assert_eq!(now.len(), 1000);
+    assert_eq!(now[&305], "new305");
+    assert_eq!(now[&1005], "new1005");
+    assert!(!now.contains_key(&310));
+    assert_eq!(now[&311], "v311");
+    // The replaced file is kept for readers of version 1, not visible in the folder.
+    assert!(!visible_files_at(&store).await.contains(replaced));
+}
+
+#[tokio::test]
+async fn a_tiny_budget_spills_by_bucket_and_gives_the_same_result() {
+    let changes: Vec<(ChangeOp, Vec<i64>, &str)> = vec![
+        (ChangeOp::Upsert, (1..=150).step_by(3).collect(), "a"),
+        (ChangeOp::Delete, (2..=150).step_by(5).collect(), ""),
+        (ChangeOp::Upsert, (100..=260).collect(), "b"),
+        (ChangeOp::Delete, vec![101, 250, 900], ""),
+    ];
+    let mut results = Vec::new();
+    for budget in [1_000_000, 16] {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let table = new_table(&store).await;
+        load(&table, &[(1..=100).collect(), (101..=200).collect()], SinkOptions::default()).await;
+        let outcome = merge(&table, &changes, budget).await;
+        if budget == 16 {
+            assert!(outcome.buckets > 1, "{outcome:?}");
+            assert!(outcome.max_rows_held <= 16, "{outcome:?}");
+        } else {
+            assert_eq!(outcome.buckets, 1);
+        }
+        // No spill files or intermediate files are left behind or committed.
+        let staged =
+            futures::TryStreamExt::try_collect::<Vec<_>>(store.list(Some(&root().join("_highwater").join("staging"))))
+                .await
+                .unwrap();
+        assert!(staged.is_empty(), "{staged:?}");
+        results.push(contents(&table).await);
+    }
+    assert_eq!(results[0], results[1]);
+}
+
+#[derive(Clone, Debug)]
+enum Change {
+    Upsert(Vec<i64>, u8),
+    Delete(Vec<i64>),
+}
+
+fn change() -> impl Strategy<Value = Change> {
+    let ids = prop::collection::vec(0i64..60, 0..15);
+    prop_oneof![(ids.clone(), any::<u8>()).prop_map(|(ids, v)| Change::Upsert(ids, v)), ids.prop_map(Change::Delete)]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// For random targets and change sets the result equals applying the changes to a map,
+    /// whatever the memory budget.
+    #[test]
+    fn merge_equals_a_map_model(
+        files in prop::collection::vec(prop::collection::btree_set(0i64..60, 0..20), 0..4),
+        changes in prop::collection::vec(change(), 0..6),
+        budget in prop_oneof![Just(7usize), Just(1_000usize)],
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            // A target: unique ids across files.
+            let mut seen = std::collections::BTreeSet::new();
+            let files: Vec<Vec<i64>> = files.into_iter().map(|ids| ids.into_iter().filter(|id| seen.insert(*id)).collect::<Vec<_>>()).filter(|ids| !ids.is_empty()).collect();
+            let mut model: BTreeMap<i64, String> = files.iter().flatten().map(|id| (*id, format!("v{id}"))).collect();
+            let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+            let table = new_table(&store).await;
+            load(&table, &files, SinkOptions::default()).await;
+            let labels: Vec<String> = changes.iter().map(|c| match c { Change::Upsert(_, v) => format!("u{v}-"), Change::Delete(_) => String::new() }).collect();
+            let mut pushed: Vec<(ChangeOp, Vec<i64>, &str)> = Vec::new();
+            for (change, label) in changes.iter().zip(&labels) {
+                match change {
+                    Change::Upsert(ids, _) => {
+                        // Within one batch a key's later row wins too.
+                        for id in ids {
+                            model.insert(*id, format!("{label}{id}"));
+                        }
+                        pushed.push((ChangeOp::Upsert, ids.clone(), label.as_str()));
+                    }
+                    Change::Delete(ids) => {
+                        for id in ids {
+                            model.remove(id);
+                        }
+                        pushed.push((ChangeOp::Delete, ids.clone(), ""));
+                    }
+                }
+            }
+            merge(&table, &pushed, budget).await;
+            assert_eq!(contents(&table).await, model);
+        });
+    }
+}
+
+#[tokio::test]
+async fn compaction_changes_no_data() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let table = new_table(&store).await;
+    let sink = SinkOptions { partition_by: vec!["part".into()], ..SinkOptions::default() };
+    for chunk in (1..=60).collect::<Vec<i64>>().chunks(10) {
+        let mut run = table.begin(RunSpec::load(Pattern::Sequence)).await.unwrap();
+        let mut writer = ParquetSink::new(run.file_target(), schema(), sink.clone()).unwrap();
+        writer.write(&rows(chunk, "v")).await.unwrap();
+        for file in writer.finish().await.unwrap() {
+            run.add_file(file).unwrap();
+        }
+        run.commit(Some(WatermarkValue::int64(chunk[9])), None).await.unwrap();
+    }
+    let before = contents(&table).await;
+    assert_eq!(table.snapshot().await.unwrap().files.len(), 18);
+    let outcome = compact(&table, CompactOptions { sink, ..CompactOptions::default() }).await.unwrap();
+    assert_eq!((outcome.files_in, outcome.files_out, outcome.rows), (18, 3, 60));
+    let snapshot = table.snapshot().await.unwrap();
+    assert_eq!(snapshot.files.len(), 3);
+    assert_eq!(snapshot.watermark, Some(WatermarkValue::int64(60)), "compaction keeps the watermark");
+    assert_eq!(table.history().await.unwrap()[0].operation, Operation::Compact);
+    assert_eq!(contents(&table).await, before);
+    // Nothing small left: a second compaction has nothing to do.
+    assert!(compact(&table, CompactOptions::default()).await.unwrap().committed.is_none());
+}
+
+#[tokio::test]
+async fn adopting_a_folder_reads_back_identically() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let first = source_rows(1, 500, 9);
+    let second = source_rows(501, 500, 9);
+    put_parquet(&store, "job-output/part-00000.snappy.parquet", &first, 100).await;
+    put_parquet(&store, "job-output/part-00001.snappy.parquet", &second, 100).await;
+    store.put(&Path::from("job-output/_SUCCESS"), object_store::PutPayload::from_static(b"")).await.unwrap();
+    let table = Table::adopt_with(Arc::clone(&store), Path::from("job-output"), "job-output", options()).await.unwrap();
+    let snapshot = table.snapshot().await.unwrap();
+    assert_eq!(snapshot.version, 0);
+    assert_eq!(snapshot.last_commit.operation, Operation::Adopt);
+    assert_eq!(snapshot.rows(), 1000);
+    assert!(snapshot.state.contains_key("adopted"));
+    let read = read_table(&table).await;
+    let expected = arrow_select::concat::concat_batches(&first.schema(), &[first, second]).unwrap();
+    assert_eq!(read, expected);
+    // Adopting twice is refused.
+    assert!(Table::adopt_with(Arc::clone(&store), Path::from("job-output"), "job-output", options()).await.is_err());
+}
+
+#[tokio::test]
+async fn schema_evolution_adds_nullable_columns() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let table = new_table(&store).await;
+    load(&table, &[vec![1, 2]], SinkOptions::default()).await;
+    let wider = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("value", DataType::Utf8, true),
+        Field::new("part", DataType::Int64, true),
+        Field::new("extra", DataType::Utf8, false),
+    ]));
+    let table_schema = table.schema().await.unwrap();
+    assert!(reconcile(&table_schema, &wider, SchemaEvolution::Fail, "new rows").is_err());
+    let evolved = reconcile(&table_schema, &wider, SchemaEvolution::AddNullable, "new rows").unwrap();
+    let mut run = table.begin(RunSpec::load(Pattern::Timestamp)).await.unwrap();
+    run.set_schema(Arc::clone(&evolved));
+    let batch = RecordBatch::try_new(
+        Arc::clone(&evolved),
+        vec![
+            Arc::new(Int64Array::from(vec![3])) as ArrayRef,
+            Arc::new(StringArray::from(vec!["c"])),
+            Arc::new(Int64Array::from(vec![0])),
+            Arc::new(StringArray::from(vec!["new"])),
+        ],
+    )
+    .unwrap();
+    let mut sink = ParquetSink::new(run.file_target(), Arc::clone(&evolved), SinkOptions::default()).unwrap();
+    sink.write(&batch).await.unwrap();
+    for file in sink.finish().await.unwrap() {
+        run.add_file(file).unwrap();
+    }
+    run.commit(None, None).await.unwrap();
+    let read = read_table(&table).await;
+    let extra = read.column_by_name("extra").unwrap();
+    assert_eq!((extra.null_count(), extra.len()), (2, 3), "older files read the new column as nulls");
+    assert_eq!(table.snapshot_at(1).await.unwrap().schema.fields().len(), 3, "the schema is kept per version");
+}
+
+/// A run that merges changes into a table (sink + merge + commit), crashed at every operation.
+#[tokio::test]
+async fn crash_anywhere_in_a_merge_run() {
+    for backend in [Backend::Memory, Backend::Local] {
+        crash_harness(
+            backend,
+            async |store| {
+                let table = new_table(&store).await;
+                load(&table, &[(1..=20).collect(), (21..=40).collect()], SinkOptions::default()).await;
+            },
+            async |store| {
+                let table = Table::open_with(store, root(), options()).await.map_err(|e| e.to_string())?;
+                let mut run = table.begin(RunSpec::load(Pattern::Cdc)).await.map_err(|e| e.to_string())?;
+                if run.base().watermark == Some(WatermarkValue::int64(2)) {
+                    return run.abort().await.map_err(|e| e.to_string());
+                }
+                let key = KeyHasher::new(["id"], &KeyOptions::default()).unwrap();
+                let mut writer =
+                    MergeWriter::new(&run, schema(), key, MergeOptions::default()).map_err(|e| e.to_string())?;
+                writer.push(ChangeOp::Upsert, rows(&[5, 41], "new")).await.map_err(|e| e.to_string())?;
+                writer
+                    .push(ChangeOp::Delete, rows(&[25], "").project(&[0]).unwrap())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                writer.finish(&mut run).await.map_err(|e| e.to_string())?;
+                run.commit(Some(WatermarkValue::int64(2)), None).await.map_err(|e| e.to_string())?;
+                Ok(())
+            },
+            async |store| {
+                let table = Table::open_with(Arc::clone(&store), root(), options()).await.unwrap();
+                let snapshot = table.snapshot().await.unwrap();
+                let visible = visible_files_at(&store).await;
+                assert_eq!(visible, snapshot.files.keys().cloned().collect(), "only live files are visible");
+                (snapshot.watermark, contents(&table).await)
+            },
+        )
+        .await;
+    }
+}
+
+async fn visible_files_at(store: &Arc<dyn ObjectStore>) -> std::collections::BTreeSet<String> {
+    let listed: Vec<_> = futures::TryStreamExt::try_collect::<Vec<_>>(store.list(Some(&root()))).await.unwrap();
+    listed
+        .into_iter()
+        .filter_map(|m| {
+            let relative: Vec<String> = m.location.prefix_match(&root())?.map(|p| p.as_ref().to_owned()).collect();
+            let relative = relative.join("/");
+            (!relative.starts_with("_highwater")).then_some(relative)
+        })
+        .collect()
+}
