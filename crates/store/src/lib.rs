@@ -69,6 +69,7 @@
 mod adopt;
 mod commit;
 mod error;
+pub mod incremental;
 mod io;
 mod layout;
 mod location;

@@ -43,6 +43,34 @@ pub struct LocatedFile {
 }
 
 impl Table {
+    /// A scan of the latest version's rows, through the log (files of the latest version only,
+    /// whatever else the folder holds), under the table schema.
+    pub async fn scan(&self, mut options: crate::source::ScanOptions) -> Result<crate::source::ScanPlan> {
+        let snapshot = self.snapshot().await?;
+        let files: Vec<String> = snapshot.files.keys().cloned().collect();
+        let source = crate::source::Source::from_store(
+            std::sync::Arc::clone(self.store()),
+            self.root().clone(),
+            self.location(),
+            crate::source::SourceOptions { suffix: None, min_age: None, files: Some(files) },
+        );
+        let listing = source.list().await?;
+        options.schema = crate::source::SchemaPolicy {
+            expected: Some(std::sync::Arc::clone(&snapshot.schema)),
+            allow_added_nullable: true,
+        };
+        crate::source::Scan::plan(&listing, &listing.files, options).await
+    }
+
+    /// Every row of the latest version, in file order (small tables and tests; large ones
+    /// should stream [`Table::scan`]).
+    pub async fn read_all(&self) -> Result<arrow_array::RecordBatch> {
+        let plan = self.scan(crate::source::ScanOptions::default()).await?;
+        let schema = std::sync::Arc::clone(&plan.schema);
+        let batches: Vec<arrow_array::RecordBatch> = plan.stream().map_ok(|b| b.batch).try_collect().await?;
+        Ok(arrow_select::concat::concat_batches(&schema, &batches)?)
+    }
+
     /// Every commit, newest first.
     pub async fn history(&self) -> Result<Vec<CommitInfo>> {
         let commits = self.commits_from(0, None).await?;

@@ -58,11 +58,15 @@ pub struct MergeOptions {
     pub memory_budget_rows: usize,
     /// How new and rewritten files are written.
     pub sink: SinkOptions,
+    /// A column that orders versions of a row (a cursor): an upsert older than the row it
+    /// would replace is dropped, so a target row never regresses; among changes of one key the
+    /// highest version wins.
+    pub version_column: Option<String>,
 }
 
 impl Default for MergeOptions {
     fn default() -> Self {
-        MergeOptions { memory_budget_rows: 4 * 1024 * 1024, sink: SinkOptions::default() }
+        MergeOptions { memory_budget_rows: 4 * 1024 * 1024, sink: SinkOptions::default(), version_column: None }
     }
 }
 
@@ -87,6 +91,8 @@ pub struct MergeOutcome {
     pub max_rows_held: u64,
     /// Files whose key statistics ruled them out.
     pub files_skipped_by_statistics: u64,
+    /// Upserts dropped because the target already held a newer version of the row.
+    pub stale_upserts: u64,
 }
 
 /// Fingerprints are uniformly random already: hashing them again would only cost time.
@@ -363,28 +369,46 @@ impl MergeWriter {
         }
         self.outcome.buckets += 1;
         self.outcome.max_rows_held = self.outcome.max_rows_held.max(total as u64);
-        // The last change of each key wins.
+        // The last change of each key wins (the highest version, with a version column).
         let mut batches = Vec::with_capacity(parts.len());
-        let mut latest: FingerprintMap<(ChangeOp, usize, usize)> = FingerprintMap::default();
+        let mut latest: FingerprintMap<(ChangeOp, usize, usize, Option<WatermarkValue>)> = FingerprintMap::default();
         for part in &parts {
             let batch = self.read_part(part).await?;
             let fingerprints = self.key.fingerprints(&batch)?;
+            let versions = match (&self.options.version_column, part.op) {
+                (Some(column), ChangeOp::Upsert) => Some(batch.column_by_name(column).cloned().ok_or_else(|| {
+                    Error::InvalidInput(format!("the version column `{column}` is not a column of the rows"))
+                })?),
+                _ => None,
+            };
             let index = batches.len();
             for (row, fingerprint) in fingerprints.into_iter().enumerate() {
-                latest.insert(fingerprint, (part.op, index, row));
+                let version = match &versions {
+                    Some(array) => WatermarkValue::from_array(array.as_ref(), row, None)?,
+                    None => None,
+                };
+                let newer = match (latest.get(&fingerprint), &version) {
+                    (Some((_, _, _, Some(previous))), Some(version)) => version >= previous,
+                    _ => true,
+                };
+                if newer {
+                    latest.insert(fingerprint, (part.op, index, row, version));
+                }
             }
             batches.push(batch);
         }
         if latest.is_empty() {
             return Ok(());
         }
-        let affected: FingerprintSet = latest.keys().copied().collect();
+        let affected: FingerprintMap<Option<WatermarkValue>> =
+            latest.iter().map(|(fingerprint, (_, _, _, version))| (*fingerprint, version.clone())).collect();
         let key_values = self.sorted_key_values(&batches);
-        self.rewrite_affected_files(&affected, key_values.as_deref()).await?;
+        let stale = self.rewrite_affected_files(&affected, key_values.as_deref()).await?;
         // Upserted rows become new files.
         let mut upserts: Vec<Vec<u32>> = vec![Vec::new(); batches.len()];
-        for (op, index, row) in latest.values() {
+        for (fingerprint, (op, index, row, _)) in &latest {
             match op {
+                ChangeOp::Upsert if stale.contains(fingerprint) => self.outcome.stale_upserts += 1,
                 ChangeOp::Upsert => upserts[*index].push(*row as u32),
                 ChangeOp::Delete => self.outcome.deletes += 1,
             }
@@ -427,12 +451,14 @@ impl MergeWriter {
         Some(values)
     }
 
-    /// Rewrites the working files that hold an affected key, without those keys.
+    /// Rewrites the working files that hold an affected key, without those keys (a row newer
+    /// than its upsert stays, and the upsert is returned as stale).
     async fn rewrite_affected_files(
         &mut self,
-        affected: &FingerprintSet,
+        affected: &FingerprintMap<Option<WatermarkValue>>,
         key_values: Option<&[WatermarkValue]>,
-    ) -> Result<()> {
+    ) -> Result<FingerprintSet> {
+        let mut stale = FingerprintSet::default();
         self.load_key_ranges().await?;
         let candidates: Vec<String> = self
             .working
@@ -449,7 +475,7 @@ impl MergeWriter {
         self.outcome.files_skipped_by_statistics += (self.working.len() - candidates.len()) as u64;
         for path in candidates {
             let Some(working) = self.working.get(&path).cloned() else { continue };
-            let (kept, removed, written) = self.rewrite(&working, affected).await?;
+            let (kept, removed, written) = self.rewrite(&working, affected, &mut stale).await?;
             if removed == 0 {
                 // No affected key after all: keep the file, drop the copy.
                 for file in written {
@@ -468,7 +494,7 @@ impl MergeWriter {
                 self.working.insert(file.path.clone(), WorkingFile { file, ours: true, key_range: None });
             }
         }
-        Ok(())
+        Ok(stale)
     }
 
     /// The source of one working file: the table's live file, or this merge's own output.
@@ -500,7 +526,12 @@ impl MergeWriter {
 
     /// Streams a file, dropping affected keys, into new files. Returns (rows kept, rows
     /// removed, files written).
-    async fn rewrite(&self, working: &WorkingFile, affected: &FingerprintSet) -> Result<(u64, u64, Vec<DataFile>)> {
+    async fn rewrite(
+        &self,
+        working: &WorkingFile,
+        affected: &FingerprintMap<Option<WatermarkValue>>,
+        stale: &mut FingerprintSet,
+    ) -> Result<(u64, u64, Vec<DataFile>)> {
         let (source, _) = self.source_of(working);
         let listing = source.list().await?;
         let options = ScanOptions {
@@ -514,7 +545,26 @@ impl MergeWriter {
         while let Some(batch) = stream.next().await {
             let batch = batch?.batch;
             let fingerprints = self.key.fingerprints(&batch)?;
-            let keep: BooleanArray = fingerprints.iter().map(|f| Some(!affected.contains(f))).collect();
+            let versions = self.options.version_column.as_ref().and_then(|c| batch.column_by_name(c));
+            let mut keep = Vec::with_capacity(batch.num_rows());
+            for (row, fingerprint) in fingerprints.iter().enumerate() {
+                keep.push(Some(match affected.get(fingerprint) {
+                    None => true,
+                    Some(None) => false,
+                    Some(Some(incoming)) => {
+                        let current = match versions {
+                            Some(array) => WatermarkValue::from_array(array.as_ref(), row, None)?,
+                            None => None,
+                        };
+                        let newer = current.is_some_and(|current| current > *incoming);
+                        if newer {
+                            stale.insert(*fingerprint);
+                        }
+                        newer
+                    }
+                }));
+            }
+            let keep = BooleanArray::from(keep);
             let survivors = keep.true_count();
             removed += (batch.num_rows() - survivors) as u64;
             kept += survivors as u64;
