@@ -337,6 +337,24 @@ impl Place {
         }
     }
 
+    /// A run on the table here; when there is no table yet, a run whose commit creates it with
+    /// `schema` (so a failed first run leaves nothing behind).
+    pub async fn begin(
+        &self,
+        schema: &arrow_schema::Schema,
+        options: &crate::TableOptions,
+        spec: crate::RunSpec,
+    ) -> Result<crate::Transaction> {
+        if let Some(table) = self.open_table(options).await? {
+            return table.begin(spec).await;
+        }
+        let (store, root) = match self {
+            Place::Location(location) => crate::location::store_for(location)?,
+            Place::Store { store, root, .. } => (Arc::clone(store), root.clone()),
+        };
+        Table::begin_create(store, root, schema, options.clone(), spec).await
+    }
+
     /// A source here (and at `more` locations).
     pub fn source(&self, more: &[String], options: crate::source::SourceOptions) -> Result<crate::source::Source> {
         match self {

@@ -420,6 +420,22 @@ impl Table {
         Ok(bytes)
     }
 
+    /// Starts a run whose commit creates the table at `root` of `store` (version 0), so that a
+    /// first run that fails leaves nothing behind. Fails if the table exists.
+    pub async fn begin_create(
+        store: Arc<dyn ObjectStore>,
+        root: Path,
+        schema: &Schema,
+        options: TableOptions,
+        spec: RunSpec,
+    ) -> Result<Transaction> {
+        let table = Self::new(store, root, options);
+        if let Some(version) = table.latest_version().await? {
+            return Err(Error::TableExists { location: table.location.clone(), version });
+        }
+        Ok(Transaction::creating(table, spec, Arc::new(schema.clone())))
+    }
+
     /// Starts a run on the latest version (after rolling forward an unfinished publish).
     pub async fn begin(&self, spec: RunSpec) -> Result<Transaction> {
         self.recover().await?;

@@ -156,6 +156,8 @@ pub struct Transaction {
     schema: SchemaRef,
     properties: BTreeMap<String, serde_json::Value>,
     files: Arc<AtomicU64>,
+    /// The table does not exist yet: this run's commit creates it as version 0.
+    creating: bool,
 }
 
 impl Transaction {
@@ -176,7 +178,42 @@ impl Transaction {
             removed: Vec::new(),
             written_state: Vec::new(),
             files: Arc::default(),
+            creating: false,
         }
+    }
+
+    /// A run whose commit creates the table (version 0).
+    pub(crate) fn creating(table: Table, spec: RunSpec, schema: SchemaRef) -> Self {
+        let base = Snapshot {
+            version: 0,
+            schema,
+            watermark: None,
+            files: BTreeMap::new(),
+            state: BTreeMap::new(),
+            properties: BTreeMap::new(),
+            last_commit: crate::commit::CommitInfo {
+                version: 0,
+                run_id: String::new(),
+                operation: Operation::Create,
+                pattern: None,
+                started_at: Utc::now(),
+                finished_at: Utc::now(),
+                watermark_before: None,
+                watermark_after: None,
+                files_added: 0,
+                files_removed: 0,
+                rows_added: 0,
+                rows_removed: 0,
+            },
+        };
+        let mut transaction = Self::new(table, spec, base);
+        transaction.creating = true;
+        transaction
+    }
+
+    /// Whether this run's commit creates the table.
+    pub fn is_creating(&self) -> bool {
+        self.creating
     }
 
     /// The run's id.
@@ -191,7 +228,7 @@ impl Transaction {
 
     /// The version this run will commit.
     pub fn version(&self) -> u64 {
-        self.base.version + 1
+        if self.creating { 0 } else { self.base.version + 1 }
     }
 
     /// The table.

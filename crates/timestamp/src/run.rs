@@ -52,7 +52,7 @@ const EXCLUSIVE_PROPERTY: &str = "watermark_exclusive";
 enum Output {
     /// `plan()`: count only.
     Count,
-    Append(ParquetSink),
+    Append(Box<ParquetSink>),
     Upsert(Vec<(RecordBatch, Vec<u128>, Vec<i64>)>),
 }
 
@@ -67,6 +67,7 @@ struct Tally {
     identities_kept: usize,
 }
 
+#[allow(clippy::too_many_lines, reason = "the run reads top to bottom as the pipeline drawn in the module docs")]
 pub(crate) async fn execute(loader: &TimestampLoader, plan: bool) -> Result<LoadReport> {
     let naive_zone = loader.naive_timezone.as_deref().map(Zone::parse).transpose()?;
     let seed_zone = Zone::parse(&loader.seed_timezone)?;
@@ -228,21 +229,26 @@ pub(crate) async fn execute(loader: &TimestampLoader, plan: bool) -> Result<Load
     } else {
         let base_schema = table_schema.clone().unwrap_or_else(|| Arc::clone(&scanned_schema));
         let output_schema = reconcile(&base_schema, &scanned_schema, loader.schema_evolution, "the source")?;
-        let table = match table {
-            Some(table) => table,
-            None => loader.target_place().open_or_create_table(&output_schema, &loader.table_options).await?,
+        let mut transaction = loader
+            .target_place()
+            .begin(&output_schema, &loader.table_options, RunSpec::load(highwater_core::report::Pattern::Timestamp))
+            .await?;
+        let moved = match &snapshot {
+            Some(snapshot) => transaction.is_creating() || transaction.base().version != snapshot.version,
+            None => !transaction.is_creating(),
         };
-        let mut transaction = table.begin(RunSpec::load(highwater_core::report::Pattern::Timestamp)).await?;
-        if transaction.base().version != snapshot.as_ref().map_or(0, |s| s.version) {
+        if moved {
             // Someone committed since we read the state: start over on the new state.
+            let version = transaction.version();
             transaction.abort().await?;
             return Err(highwater_store::Error::Conflict {
-                version: snapshot.as_ref().map_or(0, |s| s.version) + 1,
+                version,
                 winner: "another run".into(),
                 run_id: "this run".into(),
             }
             .into());
         }
+        let table = transaction.table().clone();
         if output_schema.as_ref() != transaction.base().schema.as_ref() {
             transaction.set_schema(Arc::clone(&output_schema));
         }
@@ -253,11 +259,11 @@ pub(crate) async fn execute(loader: &TimestampLoader, plan: bool) -> Result<Load
     }
     let mut output = match (&transaction, loader.mode) {
         (None, _) => Output::Count,
-        (Some(transaction), OutputMode::Append) => Output::Append(ParquetSink::new(
+        (Some(transaction), OutputMode::Append) => Output::Append(Box::new(ParquetSink::new(
             transaction.file_target(),
             Arc::clone(&output_schema),
             loader.sink.clone(),
-        )?),
+        )?)),
         (Some(_), OutputMode::Upsert) => Output::Upsert(Vec::new()),
     };
     if let (Some(transaction), Some(start)) = (&mut transaction, &backfill) {

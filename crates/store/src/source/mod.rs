@@ -150,7 +150,10 @@ impl Source {
             let root = &self.roots[0];
             for relative in explicit {
                 let location = join(&root.prefix, relative);
-                let meta = root.store.head(&location).await.map_err(|e| Error::store("head", &location, e))?;
+                let mut meta = root.store.head(&location).await.map_err(|e| Error::store("head", &location, e))?;
+                // Some stores (a PrefixStore) answer a head with the location under their own
+                // prefix: keep the one we asked for.
+                meta.location = location;
                 files.push(Self::file(0, root, relative.clone(), meta));
             }
         } else {

@@ -1,7 +1,7 @@
 //! Scenario tests of the timestamp loader with exact expected rows, plus the crash and race
 //! harnesses and a property test over random arrivals.
 
-#![allow(missing_docs)]
+#![allow(missing_docs, clippy::missing_panics_doc, clippy::new_without_default)]
 
 mod harness;
 mod properties;
