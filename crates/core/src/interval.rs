@@ -209,30 +209,27 @@ impl<T: IntervalDomain> IntervalSet<T> {
         self.intervals.is_empty()
     }
 
-    /// Adds an interval, merging it with every interval it overlaps or touches.
+    /// Adds an interval, merging it with every interval it overlaps or touches. The intervals it
+    /// meets are found by binary search, so building a set in ascending order costs O(log n)
+    /// per interval.
     pub fn insert(&mut self, interval: Interval<T>) {
-        let interval = interval.normalised();
-        if interval.is_empty() {
+        let mut merged = interval.normalised();
+        if merged.is_empty() {
             return;
         }
-        let mut merged = interval;
-        let mut kept = Vec::with_capacity(self.intervals.len() + 1);
-        for existing in self.intervals.drain(..) {
-            let disjoint = !touches(&existing.upper, &merged.lower) || !touches(&merged.upper, &existing.lower);
-            if disjoint {
-                kept.push(existing);
-            } else {
-                if cmp_lower(&existing.lower, &merged.lower) == Ordering::Less {
-                    merged.lower = existing.lower;
-                }
-                if cmp_upper(&existing.upper, &merged.upper) == Ordering::Greater {
-                    merged.upper = existing.upper;
-                }
+        // Stored intervals are ascending, disjoint and never touch: the ones `merged` meets form
+        // one run, `first..last`.
+        let first = self.intervals.partition_point(|existing| !touches(&existing.upper, &merged.lower));
+        let last = first + self.intervals[first..].partition_point(|existing| touches(&merged.upper, &existing.lower));
+        if first < last {
+            if cmp_lower(&self.intervals[first].lower, &merged.lower) == Ordering::Less {
+                merged.lower = self.intervals[first].lower.clone();
+            }
+            if cmp_upper(&self.intervals[last - 1].upper, &merged.upper) == Ordering::Greater {
+                merged.upper = self.intervals[last - 1].upper.clone();
             }
         }
-        let position = kept.partition_point(|i| cmp_lower(&i.lower, &merged.lower) == Ordering::Less);
-        kept.insert(position, merged);
-        self.intervals = kept;
+        self.intervals.splice(first..last, std::iter::once(merged));
     }
 
     /// Adds every interval of `other`.
@@ -242,9 +239,14 @@ impl<T: IntervalDomain> IntervalSet<T> {
         }
     }
 
-    /// Whether `value` is in the set.
+    /// Whether `value` is in the set (binary search).
     pub fn contains(&self, value: &T) -> bool {
-        self.intervals.iter().any(|i| i.contains(value))
+        let after = self.intervals.partition_point(|i| match &i.lower {
+            Bound::Unbounded => true,
+            Bound::Included(lower) => lower <= value,
+            Bound::Excluded(lower) => lower < value,
+        });
+        after > 0 && self.intervals[after - 1].contains(value)
     }
 
     /// Whether every point of `interval` is in the set.

@@ -13,7 +13,6 @@
 //! write in sequence order ─► commit rows + watermark + ledger + loaded ids, atomically
 //! ```
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -59,7 +58,8 @@ struct Selected {
     last_written: Option<i64>,
     ids: Vec<i64>,
     late_files: std::collections::BTreeSet<String>,
-    run_ids: HashSet<i64>,
+    /// Ids selected by this run (an interval set: ids mostly arrive in order).
+    run_ids: IntervalSet<i64>,
 }
 
 #[allow(clippy::too_many_lines, reason = "the run reads top to bottom as the pipeline drawn in the module docs")]
@@ -216,7 +216,7 @@ pub(crate) async fn execute(loader: &SequenceLoader, plan: bool) -> Result<LoadR
         last_written: None,
         ids: Vec::new(),
         late_files: std::collections::BTreeSet::new(),
-        run_ids: HashSet::new(),
+        run_ids: IntervalSet::new(),
     };
     let metrics = [known_plan.metrics(), new_plan.metrics()];
     let window = (lower, upper, watermark_id);
@@ -467,17 +467,21 @@ fn select(
                 false
             } else if id < lower && !is_new {
                 false
-            } else if loaded.contains(&id) || !selected.run_ids.insert(id) {
+            } else if loaded.contains(&id) || selected.run_ids.contains(&id) {
                 details.duplicates += 1;
                 false
             } else if id >= lower {
+                selected.run_ids.insert(Interval::closed(id, id));
                 true
             } else {
                 // A new file with an id at or below the watermark that was never loaded: it
                 // fills a gap.
                 selected.late_files.insert(file.key.clone());
                 match loader.late_files {
-                    LateFiles::Load => true,
+                    LateFiles::Load => {
+                        selected.run_ids.insert(Interval::closed(id, id));
+                        true
+                    }
                     LateFiles::Skip => false,
                     LateFiles::Error => {
                         return Err(Error::LateFile {

@@ -154,6 +154,9 @@ pub struct ScanPlan {
 /// Entry point of scans.
 pub struct Scan;
 
+/// Row groups decoded by one task.
+const ROW_GROUPS_PER_TASK: usize = 2;
+
 fn corrupt_file(file: &SourceFile, detail: impl std::fmt::Display) -> Error {
     Error::CorruptFile { file: file.key.clone(), detail: detail.to_string() }
 }
@@ -222,6 +225,7 @@ impl Scan {
                 continue;
             }
             metrics.files_scanned.fetch_add(1, Ordering::Relaxed);
+            metrics.row_groups_scanned.fetch_add(kept.len() as u64, Ordering::Relaxed);
             planned.push(PlannedFile {
                 file: Arc::clone(file),
                 metadata,
@@ -245,12 +249,21 @@ impl ScanPlan {
         self.files.iter().map(PlannedFile::rows).sum()
     }
 
-    /// Streams the batches: files decode concurrently, batches come in listing order.
+    /// Streams the batches: files (and runs of row groups within a file) decode concurrently,
+    /// batches come in listing order.
     pub fn stream(self) -> BoxStream<'static, Result<ScanBatch>> {
         let ScanPlan { schema, files, stores, options, metrics } = self;
         let lookahead = options.concurrency.max(1);
         let options = Arc::new(options);
-        futures::stream::iter(files)
+        // A unit of work is a few row groups, so one big file still decodes on every core.
+        let units = files.into_iter().flat_map(|planned| {
+            planned
+                .row_groups
+                .chunks(ROW_GROUPS_PER_TASK)
+                .map(|groups| PlannedFile { row_groups: groups.to_vec(), ..planned.clone() })
+                .collect::<Vec<_>>()
+        });
+        futures::stream::iter(units)
             .map(move |planned| {
                 let store = Arc::clone(&stores[planned.file.root]);
                 let (schema, options, metrics) = (Arc::clone(&schema), Arc::clone(&options), Arc::clone(&metrics));
@@ -334,7 +347,6 @@ async fn produce(
         .build()
         .map_err(|e| corrupt_file(&file, e))?;
     let (mut group, mut within) = (0usize, 0u64);
-    metrics.row_groups_scanned.fetch_add(planned.row_groups.len() as u64, Ordering::Relaxed);
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(|e| corrupt_file(&file, e))?;
         while group < row_counts.len() && within >= row_counts[group] {

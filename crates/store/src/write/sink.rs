@@ -1,21 +1,33 @@
 //! `ParquetSink`: streams record batches into a run's data files.
 //!
-//! Files roll over at a target size; rows are split by Hive partition values
-//! (`year=2024/month=01/`) as Spark's `partitionBy` does — partition columns live in the path,
-//! not in the files. Every file has statistics (so later scans can prune) and snappy (default)
-//! or zstd compression.
+//! Rows are split by Hive partition values (`year=2024/month=01/`) as Spark's `partitionBy`
+//! does — partition columns live in the path, not in the files. Within a partition, rows are cut
+//! into chunks of `rows_per_file`, each chunk one file named in order; chunks are encoded by
+//! `writers` tasks at once, so encoding uses every core while the files stay in arrival order
+//! (file `n` holds the rows after file `n - 1`'s). Every file has statistics, so later scans can
+//! prune, and snappy (default) or zstd compression.
+//!
+//! ```text
+//! write(batch) ─► split by partition ─► cut into chunks ─► chunk k ─► writer task k % writers
+//!                                                                      └─► part-<n>-<run>.parquet
+//! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, RecordBatch, UInt32Array};
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array};
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
-use arrow_schema::{Schema, SchemaRef};
+use arrow_schema::{DataType, Schema, SchemaRef};
+use object_store::ObjectStoreExt as _;
 use object_store::buffered::BufWriter;
 use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterPropertiesBuilder};
+use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::commit::DataFile;
 use crate::error::{Error, Result};
@@ -34,33 +46,57 @@ pub enum Codec {
     None,
 }
 
+/// When columns are dictionary-encoded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dictionary {
+    /// Columns whose first batch has few distinct values (under 10%) (default): categories get
+    /// a dictionary, unique values (emails, ids) skip the cost of building one.
+    #[default]
+    Auto,
+    /// Every column.
+    Always,
+    /// No column.
+    Never,
+}
+
 /// How data files are written.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SinkOptions {
-    /// Roll over to a new file past this many bytes (default 128 MiB).
+    /// A file closes past this many bytes (default 128 MiB).
     pub target_file_bytes: u64,
+    /// A file holds at most this many rows (default 512 Ki): a run of more rows writes several
+    /// files at once.
+    pub rows_per_file: u64,
     /// Rows per row group (default 131 072, as the bench data and many writers use).
     pub row_group_rows: usize,
     /// The codec.
     pub codec: Codec,
+    /// Dictionary encoding.
+    pub dictionary: Dictionary,
     /// Hive partition columns, in path order.
     pub partition_by: Vec<String>,
+    /// Files encoded at once (default: the number of cores, at most 4).
+    pub writers: usize,
 }
 
 impl Default for SinkOptions {
     fn default() -> Self {
         SinkOptions {
             target_file_bytes: 128 * 1024 * 1024,
+            rows_per_file: 512 * 1024,
             row_group_rows: 128 * 1024,
             codec: Codec::Snappy,
+            dictionary: Dictionary::Auto,
             partition_by: Vec::new(),
+            writers: std::thread::available_parallelism().map_or(2, |n| n.get().min(4)),
         }
     }
 }
 
 impl SinkOptions {
-    pub(crate) fn properties(&self) -> WriterProperties {
+    fn builder(&self) -> WriterPropertiesBuilder {
         let compression = match self.codec {
             Codec::Snappy => Compression::SNAPPY,
             Codec::Zstd => Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()),
@@ -71,14 +107,76 @@ impl SinkOptions {
             .set_max_row_group_row_count(Some(self.row_group_rows.max(1)))
             .set_statistics_enabled(EnabledStatistics::Page)
             .set_created_by(format!("highwater {}", env!("CARGO_PKG_VERSION")))
-            .build()
+    }
+
+    /// Writer properties for files of rows like `sample`.
+    pub(crate) fn properties(&self, sample: &RecordBatch) -> WriterProperties {
+        let mut builder = self.builder();
+        match self.dictionary {
+            Dictionary::Always => builder = builder.set_dictionary_enabled(true),
+            Dictionary::Never => builder = builder.set_dictionary_enabled(false),
+            Dictionary::Auto => {
+                builder = builder.set_dictionary_enabled(false);
+                for (field, column) in sample.schema().fields().iter().zip(sample.columns()) {
+                    if few_distinct(column) {
+                        builder = builder.set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), true);
+                    }
+                }
+            }
+        }
+        builder.build()
     }
 }
 
-struct OpenFile {
-    writer: AsyncArrowWriter<BufWriter>,
-    relative: String,
-    rows: u64,
+/// Whether a column's values repeat enough for a dictionary to pay (under 10% distinct).
+fn few_distinct(column: &ArrayRef) -> bool {
+    let rows = column.len().min(8192);
+    if rows < 64 {
+        return false;
+    }
+    let limit = rows / 10;
+    let column = column.slice(0, rows);
+    let distinct = |values: &mut dyn Iterator<Item = Option<&[u8]>>| {
+        let mut seen: HashSet<&[u8]> = HashSet::new();
+        for value in values.flatten() {
+            seen.insert(value);
+            if seen.len() > limit {
+                return false;
+            }
+        }
+        true
+    };
+    match column.data_type() {
+        DataType::Utf8 => distinct(&mut column.as_string::<i32>().iter().map(|v| v.map(str::as_bytes))),
+        DataType::LargeUtf8 => distinct(&mut column.as_string::<i64>().iter().map(|v| v.map(str::as_bytes))),
+        DataType::Utf8View => distinct(&mut column.as_string_view().iter().map(|v| v.map(str::as_bytes))),
+        DataType::Binary => distinct(&mut column.as_binary::<i32>().iter()),
+        DataType::Dictionary(..) => true,
+        _ => false,
+    }
+}
+
+/// What a writer task is told.
+enum Message {
+    /// Start the file `<directory>/<stem>-<run>.parquet`.
+    Open {
+        directory: String,
+        stem: String,
+    },
+    Rows(RecordBatch),
+}
+
+struct Writer {
+    sender: mpsc::Sender<Message>,
+    task: JoinHandle<Result<Vec<DataFile>>>,
+}
+
+/// The chunks of one partition directory.
+struct Partition {
+    /// The writer of the current chunk.
+    writer: usize,
+    rows_in_chunk: u64,
+    chunks: u64,
 }
 
 /// Writes batches of one schema into data files of a run.
@@ -91,9 +189,10 @@ pub struct ParquetSink {
     file_columns: Vec<usize>,
     partition_columns: Vec<usize>,
     options: SinkOptions,
-    properties: WriterProperties,
-    open: BTreeMap<String, OpenFile>,
-    written: Vec<DataFile>,
+    properties: Option<WriterProperties>,
+    writers: Vec<Writer>,
+    partitions: BTreeMap<String, Partition>,
+    chunks: u64,
     prefix: String,
 }
 
@@ -102,8 +201,7 @@ impl std::fmt::Debug for ParquetSink {
         f.debug_struct("ParquetSink")
             .field("schema", &self.schema)
             .field("options", &self.options)
-            .field("open", &self.open.keys().collect::<Vec<_>>())
-            .field("written", &self.written.len())
+            .field("partitions", &self.partitions.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
@@ -124,15 +222,16 @@ impl ParquetSink {
             schema.metadata().clone(),
         ));
         Ok(ParquetSink {
-            properties: options.properties(),
             target,
             schema,
             file_schema,
             file_columns,
             partition_columns,
             options,
-            open: BTreeMap::new(),
-            written: Vec::new(),
+            properties: None,
+            writers: Vec::new(),
+            partitions: BTreeMap::new(),
+            chunks: 0,
             prefix: "part".to_owned(),
         })
     }
@@ -198,13 +297,8 @@ impl ParquetSink {
         groups
             .into_iter()
             .map(|(directory, rows)| {
-                let indices = UInt32Array::from(rows);
-                let columns = batch
-                    .columns()
-                    .iter()
-                    .map(|c| arrow_select::take::take(c.as_ref(), &indices, None))
-                    .collect::<Result<Vec<ArrayRef>, _>>()?;
-                Ok((directory, RecordBatch::try_new(batch.schema(), columns)?))
+                let rows = arrow_select::take::take_record_batch(batch, &UInt32Array::from(rows))?;
+                Ok((directory, rows))
             })
             .collect()
     }
@@ -212,55 +306,165 @@ impl ParquetSink {
     async fn write_to(&mut self, directory: String, batch: RecordBatch) -> Result<()> {
         let rows = batch.project(&self.file_columns)?;
         let rows = RecordBatch::try_new(Arc::clone(&self.file_schema), rows.columns().to_vec())?;
-        if !self.open.contains_key(&directory) {
-            let file = self.open_file(&directory)?;
-            self.open.insert(directory.clone(), file);
+        if self.properties.is_none() {
+            self.properties = Some(self.options.properties(&rows));
         }
-        let Some(file) = self.open.get_mut(&directory) else { return Ok(()) };
-        file.writer.write(&rows).await.map_err(|e| Error::InvalidInput(format!("writing {}: {e}", file.relative)))?;
-        file.rows += rows.num_rows() as u64;
-        let size = (file.writer.bytes_written() + file.writer.in_progress_size()) as u64;
-        if size >= self.options.target_file_bytes {
-            if let Some(file) = self.open.remove(&directory) {
-                self.close(file).await?;
+        let per_file = self.options.rows_per_file.max(1);
+        let mut offset = 0;
+        while offset < rows.num_rows() {
+            let partition = self.partitions.get(&directory);
+            let open_new = partition.is_none_or(|p| p.rows_in_chunk >= per_file);
+            if open_new {
+                self.open_chunk(&directory).await?;
+            }
+            let Some(partition) = self.partitions.get_mut(&directory) else { return Ok(()) };
+            let room = (per_file - partition.rows_in_chunk).min((rows.num_rows() - offset) as u64) as usize;
+            partition.rows_in_chunk += room as u64;
+            let writer = partition.writer;
+            self.send(writer, Message::Rows(rows.slice(offset, room))).await?;
+            offset += room;
+        }
+        Ok(())
+    }
+
+    /// Starts the next chunk of a partition: a new file, named now so names follow row order.
+    async fn open_chunk(&mut self, directory: &str) -> Result<()> {
+        let lanes = if self.partition_columns.is_empty() { self.options.writers.max(1) } else { 1 };
+        let writer = match self.partitions.get(directory) {
+            // Partitioned sinks keep one writer per partition; unpartitioned ones rotate.
+            Some(partition) if lanes == 1 => partition.writer,
+            _ => {
+                let next = (self.chunks as usize) % lanes;
+                if self.partition_columns.is_empty() && next < self.writers.len() { next } else { self.spawn_writer() }
+            }
+        };
+        self.chunks += 1;
+        let chunks = self.partitions.get(directory).map_or(0, |p| p.chunks) + 1;
+        self.partitions.insert(directory.to_owned(), Partition { writer, rows_in_chunk: 0, chunks });
+        let stem = format!("{}-{:05}", self.prefix, self.target.next_file_number());
+        self.send(writer, Message::Open { directory: directory.to_owned(), stem }).await
+    }
+
+    fn spawn_writer(&mut self) -> usize {
+        let (sender, receiver) = mpsc::channel(2);
+        let target = self.target.clone();
+        let schema = Arc::clone(&self.file_schema);
+        let properties = self.properties.clone().unwrap_or_else(|| self.options.builder().build());
+        let target_bytes = self.options.target_file_bytes;
+        let task = tokio::spawn(write_files(receiver, target, schema, properties, target_bytes));
+        self.writers.push(Writer { sender, task });
+        self.writers.len() - 1
+    }
+
+    async fn send(&mut self, writer: usize, message: Message) -> Result<()> {
+        if self.writers[writer].sender.send(message).await.is_ok() {
+            return Ok(());
+        }
+        // The task ended early: its error says why.
+        let failed = self.writers.remove(writer);
+        match failed.task.await {
+            Ok(Err(error)) => Err(error),
+            Ok(Ok(_)) => Err(Error::InvalidInput("a file writer stopped early".into())),
+            Err(join) => Err(Error::InvalidInput(format!("a file writer failed: {join}"))),
+        }
+    }
+
+    /// Closes every file and returns the files written (in name order), to register with the
+    /// transaction.
+    pub async fn finish(self) -> Result<Vec<DataFile>> {
+        let mut files = Vec::new();
+        for Writer { sender, task } in self.writers {
+            drop(sender);
+            match task.await {
+                Ok(written) => files.extend(written?),
+                Err(join) => return Err(Error::InvalidInput(format!("a file writer failed: {join}"))),
             }
         }
-        Ok(())
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(files)
     }
+}
 
-    fn open_file(&mut self, directory: &str) -> Result<OpenFile> {
-        let name = format!("{}-{:05}-{}.parquet", self.prefix, self.target.next_file_number(), self.target.run_id());
-        let relative = if directory.is_empty() { name } else { format!("{directory}/{name}") };
-        let location = self.target.location(&relative);
-        let writer = BufWriter::new(Arc::clone(self.target.store()), location);
-        let writer = AsyncArrowWriter::try_new(writer, Arc::clone(&self.file_schema), Some(self.properties.clone()))
+/// A writer task: writes the files it is told to open, rolling at the target size.
+async fn write_files(
+    mut receiver: mpsc::Receiver<Message>,
+    target: FileTarget,
+    schema: SchemaRef,
+    properties: WriterProperties,
+    target_bytes: u64,
+) -> Result<Vec<DataFile>> {
+    // `part-00003-<run>.parquet`, continued past the target size as `part-00003.001-<run>.parquet`
+    // (which sorts after it and before `part-00004-…`).
+    let name = |directory: &str, stem: &str, continuation: u32| {
+        let stem = if continuation == 0 { stem.to_owned() } else { format!("{stem}.{continuation:03}") };
+        let file = format!("{stem}-{}.parquet", target.run_id());
+        if directory.is_empty() { file } else { format!("{directory}/{file}") }
+    };
+    let open_file = |relative: String| -> Result<(AsyncArrowWriter<BufWriter>, String, u64)> {
+        let writer = BufWriter::new(Arc::clone(target.store()), target.location(&relative));
+        let writer = AsyncArrowWriter::try_new(writer, Arc::clone(&schema), Some(properties.clone()))
             .map_err(|e| Error::InvalidInput(format!("cannot write {relative}: {e}")))?;
-        Ok(OpenFile { writer, relative, rows: 0 })
+        Ok((writer, relative, 0))
+    };
+    let mut written = Vec::new();
+    let mut open: Option<(AsyncArrowWriter<BufWriter>, String, u64)> = None;
+    let mut current = (String::new(), String::new(), 0u32);
+    while let Some(message) = receiver.recv().await {
+        match message {
+            Message::Open { directory, stem } => {
+                if let Some(file) = open.take() {
+                    written.push(close(&target, file).await?);
+                }
+                open = Some(open_file(name(&directory, &stem, 0))?);
+                current = (directory, stem, 0);
+            }
+            Message::Rows(rows) => {
+                let Some((writer, relative, count)) = open.as_mut() else { continue };
+                writer.write(&rows).await.map_err(|e| Error::InvalidInput(format!("writing {relative}: {e}")))?;
+                *count += rows.num_rows() as u64;
+                let size = (writer.bytes_written() + writer.in_progress_size()) as u64;
+                if size >= target_bytes {
+                    if let Some(file) = open.take() {
+                        written.push(close(&target, file).await?);
+                    }
+                    current.2 += 1;
+                    open = Some(open_file(name(&current.0, &current.1, current.2))?);
+                }
+            }
+        }
     }
+    if let Some(file) = open.take() {
+        written.push(close(&target, file).await?);
+    }
+    written.retain(|file| file.rows > 0);
+    Ok(written)
+}
 
-    async fn close(&mut self, file: OpenFile) -> Result<()> {
-        let OpenFile { writer, relative, rows } = file;
-        let location = self.target.location(&relative);
-        writer.close().await.map_err(|e| Error::InvalidInput(format!("finishing {relative}: {e}")))?;
-        let meta = self.target.store().head(&location).await.map_err(|e| Error::store("head", &location, e))?;
-        self.written.push(DataFile {
-            partition_values: partition_values(&relative),
+async fn close(
+    target: &FileTarget,
+    (writer, relative, rows): (AsyncArrowWriter<BufWriter>, String, u64),
+) -> Result<DataFile> {
+    let location = target.location(&relative);
+    writer.close().await.map_err(|e| Error::InvalidInput(format!("finishing {relative}: {e}")))?;
+    if rows == 0 {
+        // Nothing was written to it after all: it does not become a file of the table.
+        let _ = target.store().delete(&location).await;
+        return Ok(DataFile {
             path: relative,
-            rows,
-            bytes: meta.size,
+            rows: 0,
+            bytes: 0,
+            partition_values: BTreeMap::new(),
             publish_from: None,
         });
-        Ok(())
     }
-
-    /// Closes every open file and returns the files written, to register with the transaction.
-    pub async fn finish(mut self) -> Result<Vec<DataFile>> {
-        let open = std::mem::take(&mut self.open);
-        for (_, file) in open {
-            self.close(file).await?;
-        }
-        Ok(self.written)
-    }
+    let meta = target.store().head(&location).await.map_err(|e| Error::store("head", &location, e))?;
+    Ok(DataFile {
+        partition_values: partition_values(&relative),
+        path: relative,
+        rows,
+        bytes: meta.size,
+        publish_from: None,
+    })
 }
 
 /// Hive escaping of a partition value (`/`, `=`, `%` and control characters).
@@ -276,5 +480,3 @@ fn escape(value: &str) -> String {
     }
     escaped
 }
-
-use object_store::ObjectStoreExt as _;
