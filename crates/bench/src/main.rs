@@ -58,7 +58,11 @@ async fn run(
                 .initial_watermark(watermark)
                 .run()
                 .await?;
-            let after = report.watermark_after.as_ref().and_then(highwater_core::watermark::WatermarkValue::timestamp_nanos).ok_or("no watermark")?;
+            let after = report
+                .watermark_after
+                .as_ref()
+                .and_then(highwater_core::watermark::WatermarkValue::timestamp_nanos)
+                .ok_or("no watermark")?;
             let micros = (after / 1000) as i64;
             let iso = report.watermark_after.as_ref().map(ToString::to_string).unwrap_or_default();
             write_watermark(out, &json!({"rows": report.rows.written, "watermark_us": micros, "watermark": iso}))?;
@@ -78,9 +82,89 @@ async fn run(
             write_watermark(out, &json!({"rows": report.rows.written, "watermark": after}))?;
             report
         }
+        "scan-full" | "scan-range" => return scan(workload == "scan-range", &source, manifest).await,
+        "sink" => return sink(&source, &target).await,
         other => return Err(format!("workload {other} is not implemented by this peer yet").into()),
     };
     Ok(phases(&report))
+}
+
+/// Scans the source: every column of every file, or only row groups past the W1 watermark.
+async fn scan(ranged: bool, source: &Path, manifest: &Value) -> Result<serde_json::Map<String, Value>, Failure> {
+    use highwater_core::watermark::{StartBound, TimestampUnit, WatermarkValue};
+    use highwater_store::source::{ColumnRange, Scan, ScanOptions, Source, SourceOptions};
+    use std::sync::atomic::Ordering::Relaxed;
+    let started = Instant::now();
+    let listing = Source::open(&[path(source)], SourceOptions::default())?.list().await?;
+    let range = if ranged {
+        let micros = manifest["source"]["w1"]["watermark_us"].as_i64().ok_or("manifest: source.w1.watermark_us")?;
+        Some(ColumnRange {
+            column: "modified_date".into(),
+            start: StartBound::Exclusive(WatermarkValue::timestamp(micros, TimestampUnit::Microsecond)),
+            end: None,
+            naive_zone: None,
+            keep_nulls: false,
+        })
+    } else {
+        None
+    };
+    let plan =
+        Scan::plan(&listing, &listing.files, ScanOptions { range, batch_size: 64 * 1024, ..ScanOptions::default() })
+            .await?;
+    let metrics = plan.metrics();
+    let overlapping: u64 = plan
+        .files
+        .iter()
+        .flat_map(|f| f.row_groups.iter().map(move |&g| f.metadata.metadata().row_groups()[g].compressed_size() as u64))
+        .sum();
+    let mut stream = plan.stream();
+    let mut rows = 0u64;
+    while let Some(batch) = futures::StreamExt::next(&mut stream).await {
+        rows += batch?.batch.num_rows() as u64;
+    }
+    let mut out = serde_json::Map::new();
+    out.insert("seconds".into(), json!(started.elapsed().as_secs_f64()));
+    out.insert("rows".into(), json!(rows));
+    out.insert("bytes_read".into(), json!(metrics.bytes_read.load(Relaxed)));
+    out.insert("bytes_of_overlapping_row_groups".into(), json!(overlapping));
+    out.insert("row_groups_scanned".into(), json!(metrics.row_groups_scanned.load(Relaxed)));
+    out.insert("row_groups_pruned".into(), json!(metrics.row_groups_pruned.load(Relaxed)));
+    out.insert("files_pruned".into(), json!(metrics.files_pruned.load(Relaxed)));
+    Ok(out)
+}
+
+/// Writes every source row through the sink into a table (rows per second).
+async fn sink(source: &Path, target: &Path) -> Result<serde_json::Map<String, Value>, Failure> {
+    use highwater_store::source::{Scan, ScanOptions, Source, SourceOptions};
+    use highwater_store::write::{ParquetSink, SinkOptions};
+    let listing = Source::open(&[path(source)], SourceOptions::default())?.list().await?;
+    let plan =
+        Scan::plan(&listing, &listing.files, ScanOptions { batch_size: 64 * 1024, ..ScanOptions::default() }).await?;
+    let schema = std::sync::Arc::clone(&plan.schema);
+    let mut stream = plan.stream();
+    let mut batches = Vec::new();
+    while let Some(batch) = futures::StreamExt::next(&mut stream).await {
+        batches.push(batch?.batch);
+    }
+    let rows: usize = batches.iter().map(arrow_array::RecordBatch::num_rows).sum();
+    let table =
+        highwater_store::Table::create(&path(target), &schema, highwater_store::TableOptions::default()).await?;
+    let started = Instant::now();
+    let mut run = table.begin(highwater_store::RunSpec::operation(highwater_store::Operation::Load)).await?;
+    let mut sink = ParquetSink::new(run.file_target(), schema, SinkOptions::default())?;
+    for batch in &batches {
+        sink.write(batch).await?;
+    }
+    for file in sink.finish().await? {
+        run.add_file(file)?;
+    }
+    run.commit(None, None).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let mut out = serde_json::Map::new();
+    out.insert("rows".into(), json!(rows));
+    out.insert("seconds".into(), json!(seconds));
+    out.insert("rows_per_second".into(), json!(rows as f64 / seconds));
+    Ok(out)
 }
 
 fn path(path: &Path) -> String {

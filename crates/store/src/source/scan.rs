@@ -253,7 +253,8 @@ impl ScanPlan {
     /// batches come in listing order.
     pub fn stream(self) -> BoxStream<'static, Result<ScanBatch>> {
         let ScanPlan { schema, files, stores, options, metrics } = self;
-        let lookahead = options.concurrency.max(1);
+        // Twice the cores: a unit buffers a few batches and may finish before it is consumed.
+        let lookahead = options.concurrency.max(1) * 2;
         let options = Arc::new(options);
         // A unit of work is a few row groups, so one big file still decodes on every core.
         let units = files.into_iter().flat_map(|planned| {
@@ -263,15 +264,30 @@ impl ScanPlan {
                 .map(|groups| PlannedFile { row_groups: groups.to_vec(), ..planned.clone() })
                 .collect::<Vec<_>>()
         });
-        futures::stream::iter(units)
-            .map(move |planned| {
-                let store = Arc::clone(&stores[planned.file.root]);
-                let (schema, options, metrics) = (Arc::clone(&schema), Arc::clone(&options), Arc::clone(&metrics));
-                async move { decode_file(planned, store, schema, options, metrics) }
-            })
-            .buffered(lookahead)
-            .flatten()
-            .boxed()
+        // Units are spawned ahead of the one being consumed, so `lookahead` decode at once.
+        let spawn = move |planned: PlannedFile| {
+            let store = Arc::clone(&stores[planned.file.root]);
+            decode_file(planned, store, Arc::clone(&schema), Arc::clone(&options), Arc::clone(&metrics))
+        };
+        let state = (units.collect::<Vec<_>>().into_iter(), std::collections::VecDeque::new(), spawn);
+        futures::stream::unfold(state, move |(mut units, mut pending, spawn)| async move {
+            loop {
+                while pending.len() < lookahead {
+                    match units.next() {
+                        Some(unit) => pending.push_back(spawn(unit)),
+                        None => break,
+                    }
+                }
+                let front: &mut BoxStream<'static, Result<ScanBatch>> = pending.front_mut()?;
+                match front.next().await {
+                    Some(item) => return Some((item, (units, pending, spawn))),
+                    None => {
+                        pending.pop_front();
+                    }
+                }
+            }
+        })
+        .boxed()
     }
 }
 

@@ -346,7 +346,8 @@ impl ParquetSink {
     }
 
     fn spawn_writer(&mut self) -> usize {
-        let (sender, receiver) = mpsc::channel(2);
+        // Deep enough to hand a whole chunk over, so that the next chunk's writer starts at once.
+        let (sender, receiver) = mpsc::channel(16);
         let target = self.target.clone();
         let schema = Arc::clone(&self.file_schema);
         let properties = self.properties.clone().unwrap_or_else(|| self.options.builder().build());
