@@ -131,6 +131,35 @@ pub fn describe_row(batch: &RecordBatch, row: usize, columns: &[impl AsRef<str>]
         .join(", ")
 }
 
+/// A hasher for fingerprints in hash maps: they are uniformly random already, so hashing them
+/// again (`SipHash`) would only cost time.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FingerprintHasher(u64);
+
+impl std::hash::Hasher for FingerprintHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 ^= u64::from_le_bytes(word);
+        }
+    }
+
+    fn write_u128(&mut self, value: u128) {
+        self.0 = value as u64;
+    }
+}
+
+/// A hash map keyed by fingerprints.
+pub type FingerprintMap<V> =
+    std::collections::HashMap<KeyFingerprint, V, std::hash::BuildHasherDefault<FingerprintHasher>>;
+/// A hash set of fingerprints.
+pub type FingerprintSet = std::collections::HashSet<KeyFingerprint, std::hash::BuildHasherDefault<FingerprintHasher>>;
+
 /// The bucket of a fingerprint among `2^bits` buckets: its top `bits` bits.
 pub fn bucket_of(fingerprint: KeyFingerprint, bits: u32) -> usize {
     match bits {

@@ -11,6 +11,7 @@
 //! | [`key`] | composite primary keys → 128-bit fingerprints, null-key policy, buckets |
 //! | [`watermark`] | watermark values and kinds, total order, the seed's string form, windows, lookback |
 //! | [`interval`] | sets of loaded ranges (backfill refusal, sequence gaps) |
+//! | [`cdc`] | the pure reduction of change events: latest per key, replay-safe, tombstones, truncates |
 //! | [`change`] | `ChangeKind`, `ChangeSet` and the change-feed encoding |
 //! | [`report`] | `LoadReport`, shared by every pattern, the CLI and wasm |
 //! | [`zone`] | declared zones for naive timestamps |
@@ -63,6 +64,7 @@
 
 #![deny(missing_docs, unsafe_code, rustdoc::broken_intra_doc_links)]
 
+pub mod cdc;
 pub mod change;
 mod error;
 pub mod hash;

@@ -181,6 +181,8 @@ pub struct CdcReport {
     pub ignored_stale: u64,
     /// Exact replays of events already applied, ignored.
     pub ignored_duplicate: u64,
+    /// Events of a key that a later event of the same run overrides.
+    pub superseded: u64,
     /// Delete tombstones written.
     pub tombstoned: u64,
     /// Tombstones past their retention, dropped.

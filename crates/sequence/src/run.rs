@@ -545,7 +545,7 @@ async fn write_rest(
                 writer.push(ChangeOp::Upsert, batch).await?;
             }
             let outcome = writer.finish(transaction).await?;
-            report.rows.updated = outcome.rows_removed.min(outcome.upserts);
+            report.rows.updated = outcome.rows_replaced;
             report.rows.inserted = outcome.upserts.saturating_sub(report.rows.updated);
             report.files.replaced = outcome.files_replaced.len() as u64;
             report.files.written = outcome.files_added;

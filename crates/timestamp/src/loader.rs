@@ -363,13 +363,13 @@ impl TimestampLoader {
     /// Loads and commits.
     pub async fn run(&self) -> Result<LoadReport> {
         self.validate()?;
-        crate::run::execute(self, false).await
+        Box::pin(crate::run::execute(self, false)).await
     }
 
     /// Computes the report of a run without writing anything.
     pub async fn plan(&self) -> Result<LoadReport> {
         self.validate()?;
-        crate::run::execute(self, true).await
+        Box::pin(crate::run::execute(self, true)).await
     }
 
     fn validate(&self) -> Result<()> {

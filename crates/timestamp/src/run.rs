@@ -343,8 +343,8 @@ pub(crate) async fn execute(loader: &TimestampLoader, plan: bool) -> Result<Load
         }
         Output::Upsert(pending) => {
             let outcome = upsert(&mut transaction, &output_schema, loader, key.as_ref(), pending).await?;
-            report.rows.inserted = outcome.upserts.saturating_sub(outcome.rows_removed);
-            report.rows.updated = outcome.rows_removed.min(outcome.upserts);
+            report.rows.inserted = outcome.upserts.saturating_sub(outcome.rows_replaced);
+            report.rows.updated = outcome.rows_replaced;
             report.files.replaced = outcome.files_replaced.len() as u64;
             report.files.written = outcome.files_added;
             report.rows.skipped += outcome.stale_upserts;

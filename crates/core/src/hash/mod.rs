@@ -60,7 +60,8 @@ impl HashOptions {
         HashOptions { naive_timezone: Some(zone.into()) }
     }
 
-    pub(crate) fn zone(&self) -> Result<Option<Zone>> {
+    /// The declared zone of naive timestamps, parsed.
+    pub fn zone(&self) -> Result<Option<Zone>> {
         self.naive_timezone.as_deref().map(Zone::parse).transpose()
     }
 }

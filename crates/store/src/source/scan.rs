@@ -418,6 +418,17 @@ fn expected_schema(
     }
     let Some(first) = metadata.first() else { return Ok(Arc::new(Schema::empty())) };
     let mut fields: Vec<Field> = first.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    // A column nullable in any file is nullable in the scan (writers often mark a column
+    // non-nullable when a file happens to hold no null).
+    for metadata in metadata.iter().skip(1) {
+        for field in &mut fields {
+            if let Ok(other) = metadata.schema().field_with_name(field.name()) {
+                if other.is_nullable() && !field.is_nullable() {
+                    *field = field.clone().with_nullable(true);
+                }
+            }
+        }
+    }
     if policy.allow_added_nullable {
         for (file, metadata) in files.iter().zip(metadata).skip(1) {
             for field in metadata.schema().fields() {

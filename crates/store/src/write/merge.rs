@@ -20,22 +20,22 @@
 //! - Nothing is visible until the transaction commits; intermediate files (a file rewritten for
 //!   two buckets) never reach the commit.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
-use std::io::Cursor;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
 use arrow_array::{Array, BooleanArray, RecordBatch, UInt32Array};
-use arrow_schema::SchemaRef;
-use bytes::Bytes;
+use arrow_schema::{DataType, SchemaRef};
 use futures::StreamExt;
-use highwater_core::key::{KeyFingerprint, KeyHasher};
+use highwater_core::key::{FingerprintMap, FingerprintSet, KeyFingerprint, KeyHasher};
 use highwater_core::watermark::WatermarkValue;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::sink::{ParquetSink, SinkOptions};
+use super::spill::{Spill, SpilledBatch};
 use crate::commit::DataFile;
 use crate::error::{Error, Result};
 use crate::source::{Scan, ScanOptions, SchemaPolicy, Source, SourceOptions};
@@ -77,8 +77,14 @@ pub struct MergeOutcome {
     pub files_replaced: Vec<String>,
     /// Files added (rewritten and new rows).
     pub files_added: u64,
-    /// Rows of the table removed (replaced by an upsert or deleted).
+    /// Rows of the table removed (replaced by an upsert, deleted or truncated).
     pub rows_removed: u64,
+    /// Rows of the table replaced by an upsert.
+    pub rows_replaced: u64,
+    /// Rows of the table removed by a delete.
+    pub rows_deleted: u64,
+    /// Rows of the table removed by a truncate.
+    pub rows_truncated: u64,
     /// Rows written (kept rows of rewritten files and upserted rows).
     pub rows_written: u64,
     /// Keys inserted or replaced.
@@ -95,31 +101,6 @@ pub struct MergeOutcome {
     pub stale_upserts: u64,
 }
 
-/// Fingerprints are uniformly random already: hashing them again would only cost time.
-#[derive(Default)]
-struct FingerprintHasher(u64);
-
-impl Hasher for FingerprintHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 ^= u64::from_le_bytes(word);
-        }
-    }
-
-    fn write_u128(&mut self, value: u128) {
-        self.0 = value as u64;
-    }
-}
-
-type FingerprintMap<V> = HashMap<KeyFingerprint, V, BuildHasherDefault<FingerprintHasher>>;
-type FingerprintSet = HashSet<KeyFingerprint, BuildHasherDefault<FingerprintHasher>>;
-
 /// A run of changes of one op, in memory or spilled.
 #[derive(Debug)]
 struct Part {
@@ -133,7 +114,168 @@ struct Part {
 #[derive(Debug)]
 enum PartData {
     Memory(RecordBatch),
-    Spilled(Path),
+    Spilled(SpilledBatch),
+}
+
+/// Files rewritten at once.
+const REWRITES_IN_FLIGHT: usize = 2;
+
+/// What rewriting one file did.
+struct Rewritten {
+    removed: Removed,
+    files: Vec<DataFile>,
+    /// Upserts older than the row they would replace.
+    stale: FingerprintSet,
+}
+
+/// The keys of a bucket's changes, with a bitmap in front of the map: most rows of a rewritten
+/// file are not affected, and the bitmap (a few MB, in cache) answers for them without a probe
+/// of the map.
+struct Affected {
+    bitmap: Vec<u64>,
+    mask: u64,
+    ops: FingerprintMap<ChangeOp>,
+    /// The upserts' versions, with a version column.
+    versions: Option<FingerprintMap<WatermarkValue>>,
+}
+
+impl Affected {
+    fn new(ops: FingerprintMap<ChangeOp>, versions: Option<FingerprintMap<WatermarkValue>>) -> Self {
+        // About 16 bits per key: one probe in 16 of an unaffected key reaches the map.
+        let bits = (ops.len() as u64 * 16).next_power_of_two().max(1 << 10);
+        let mut bitmap = vec![0u64; (bits / 64) as usize];
+        let mask = bits - 1;
+        for fingerprint in ops.keys() {
+            let bit = (*fingerprint as u64) & mask;
+            bitmap[(bit >> 6) as usize] |= 1 << (bit & 63);
+        }
+        Affected { bitmap, mask, ops, versions }
+    }
+
+    fn empty() -> Self {
+        Affected::new(FingerprintMap::default(), None)
+    }
+
+    /// The change of a key, and the version of an upsert (with a version column).
+    fn get(&self, fingerprint: KeyFingerprint) -> Option<(ChangeOp, Option<&WatermarkValue>)> {
+        let bit = (fingerprint as u64) & self.mask;
+        if self.bitmap[(bit >> 6) as usize] & (1 << (bit & 63)) == 0 {
+            return None;
+        }
+        let op = *self.ops.get(&fingerprint)?;
+        Some((op, self.versions.as_ref().and_then(|v| v.get(&fingerprint))))
+    }
+}
+
+/// Collects the key values of changes, when the key is one orderable column (for pruning files
+/// by their key statistics).
+#[derive(Debug)]
+enum KeyCollector {
+    Integers(Vec<i64>),
+    Values(Vec<WatermarkValue>),
+    /// A composite key, a null, or an unorderable type: no pruning.
+    Unusable,
+}
+
+impl KeyCollector {
+    fn for_key(key: &KeyHasher) -> Self {
+        if key.columns().len() == 1 { KeyCollector::Integers(Vec::new()) } else { KeyCollector::Unusable }
+    }
+
+    fn extend(&mut self, batch: &RecordBatch, key: &KeyHasher) -> Result<()> {
+        let [column] = key.columns() else {
+            *self = KeyCollector::Unusable;
+            return Ok(());
+        };
+        let Some(array) = batch.column_by_name(column) else {
+            *self = KeyCollector::Unusable;
+            return Ok(());
+        };
+        if array.null_count() > 0 {
+            *self = KeyCollector::Unusable;
+            return Ok(());
+        }
+        let integer = array.data_type().is_integer() && *array.data_type() != DataType::UInt64;
+        match self {
+            KeyCollector::Integers(values) if integer => {
+                // The common case, without a value object per key.
+                let cast = arrow_cast::cast(array, &DataType::Int64)?;
+                values.extend_from_slice(cast.as_primitive::<Int64Type>().values());
+            }
+            KeyCollector::Integers(values) if values.is_empty() => {
+                *self = KeyCollector::Values(Vec::new());
+                return self.extend(batch, key);
+            }
+            KeyCollector::Values(values) if !integer => {
+                for row in 0..array.len() {
+                    let Ok(Some(value)) = WatermarkValue::from_array(array.as_ref(), row, None) else {
+                        *self = KeyCollector::Unusable;
+                        return Ok(());
+                    };
+                    values.push(value);
+                }
+            }
+            _ => *self = KeyCollector::Unusable,
+        }
+        Ok(())
+    }
+
+    fn sorted(self) -> Option<KeyValues> {
+        match self {
+            KeyCollector::Integers(mut values) => {
+                values.sort_unstable();
+                Some(KeyValues::Integers(values))
+            }
+            KeyCollector::Values(mut values) => {
+                values.sort();
+                Some(KeyValues::Values(values))
+            }
+            KeyCollector::Unusable => None,
+        }
+    }
+}
+
+/// The sorted key values of a bucket's changes, to rule files out by their key statistics.
+enum KeyValues {
+    /// An integer key: no value object per key.
+    Integers(Vec<i64>),
+    /// Any other orderable key.
+    Values(Vec<WatermarkValue>),
+}
+
+impl KeyValues {
+    /// Whether a key within `[min, max]` is among the values.
+    fn may_hold(&self, (min, max): &(WatermarkValue, WatermarkValue)) -> bool {
+        match (self, min, max) {
+            (
+                KeyValues::Integers(values),
+                WatermarkValue::Int64 { value: min },
+                WatermarkValue::Int64 { value: max },
+            ) => {
+                let first = values.partition_point(|v| v < min);
+                first < values.len() && values[first] <= *max
+            }
+            (KeyValues::Integers(_), _, _) => true,
+            (KeyValues::Values(values), min, max) => {
+                let first = values.partition_point(|v| v < min);
+                first < values.len() && values[first] <= *max
+            }
+        }
+    }
+}
+
+/// Rows a rewrite removed, by reason.
+#[derive(Clone, Copy, Debug, Default)]
+struct Removed {
+    replaced: u64,
+    deleted: u64,
+    truncated: u64,
+}
+
+impl Removed {
+    fn total(self) -> u64 {
+        self.replaced + self.deleted + self.truncated
+    }
 }
 
 /// A file of the working set: a live file of the base version, or one this merge wrote.
@@ -150,6 +292,9 @@ struct WorkingFile {
 #[derive(Debug)]
 pub struct MergeWriter {
     target: FileTarget,
+    /// The table, to tell a base file replaced by a concurrent commit from a damaged one.
+    table: crate::table::Table,
+    base_version: u64,
     /// The table's store and root, to read its live files.
     table_store: Arc<dyn object_store::ObjectStore>,
     table_root: Path,
@@ -159,10 +304,23 @@ pub struct MergeWriter {
     working: BTreeMap<String, WorkingFile>,
     parts: Vec<Part>,
     held: usize,
-    spilled: usize,
+    spill: Spill,
     /// Bits of the fingerprint that split spilled changes; 0 while nothing is spilled.
     bits: u32,
+    /// A truncate before the changes: the keys whose rows survive it.
+    truncate: Option<FingerprintSet>,
+    /// In unique-keys mode: the changes so far, their rows already on their way to files.
+    unique: Option<UniqueChanges>,
     outcome: MergeOutcome,
+}
+
+/// Changes whose keys are unique across every push: upserted rows stream into new files at
+/// once, and only each key's operation is held.
+#[derive(Debug)]
+struct UniqueChanges {
+    sink: Option<ParquetSink>,
+    ops: FingerprintMap<ChangeOp>,
+    keys: KeyCollector,
 }
 
 impl MergeWriter {
@@ -178,6 +336,8 @@ impl MergeWriter {
             .collect();
         Ok(MergeWriter {
             target: transaction.file_target(),
+            table: transaction.table().clone(),
+            base_version: transaction.base().version,
             table_store: Arc::clone(transaction.table().store()),
             table_root: transaction.table().root().clone(),
             schema,
@@ -186,10 +346,23 @@ impl MergeWriter {
             working,
             parts: Vec::new(),
             held: 0,
-            spilled: 0,
+            spill: Spill::new(transaction.file_target(), "merge"),
             bits: 0,
+            truncate: None,
+            unique: None,
             outcome: MergeOutcome::default(),
         })
+    }
+
+    /// Unique-keys mode, for callers that reduced their changes already (CDC: one winning event
+    /// per key): every key is pushed once at most, so upserted rows go straight into new files
+    /// and memory holds only the keys (about 40 bytes each) — not the rows, and nothing is
+    /// spilled. A key pushed twice is an error.
+    #[must_use]
+    pub fn with_unique_keys(mut self) -> Self {
+        let keys = KeyCollector::for_key(&self.key);
+        self.unique = Some(UniqueChanges { sink: None, ops: FingerprintMap::default(), keys });
+        self
     }
 
     /// Adds changes: full rows (of the table schema) to upsert, or at least the key columns of
@@ -199,6 +372,9 @@ impl MergeWriter {
             ChangeOp::Upsert => super::evolution::conform(&batch, &self.schema)?,
             ChangeOp::Delete => self.key_columns(&batch)?,
         };
+        if self.unique.is_some() {
+            return self.push_unique(op, &batch).await;
+        }
         let budget = self.options.memory_budget_rows.max(1);
         let mut offset = 0;
         while offset < batch.num_rows() {
@@ -210,6 +386,38 @@ impl MergeWriter {
             self.held += length;
             self.outcome.max_rows_held = self.outcome.max_rows_held.max(self.held as u64);
             offset += length;
+        }
+        Ok(())
+    }
+
+    async fn push_unique(&mut self, op: ChangeOp, batch: &RecordBatch) -> Result<()> {
+        let fingerprints = self.key.fingerprints(batch)?;
+        let Some(unique) = self.unique.as_mut() else { return Ok(()) };
+        unique.ops.reserve(fingerprints.len());
+        for (row, fingerprint) in fingerprints.into_iter().enumerate() {
+            if unique.ops.insert(fingerprint, op).is_some() {
+                return Err(Error::InvalidInput(format!(
+                    "the key {} was changed twice in a merge that promised unique keys",
+                    self.key.describe(batch, row)
+                )));
+            }
+        }
+        unique.keys.extend(batch, &self.key)?;
+        let rows = batch.num_rows() as u64;
+        match op {
+            ChangeOp::Upsert => {
+                if unique.sink.is_none() {
+                    let sink =
+                        ParquetSink::new(self.target.clone(), Arc::clone(&self.schema), self.options.sink.clone())?;
+                    unique.sink = Some(sink.with_file_prefix("upsert"));
+                }
+                if let Some(sink) = unique.sink.as_mut() {
+                    sink.write(batch).await?;
+                }
+                self.outcome.upserts += rows;
+                self.outcome.rows_written += rows;
+            }
+            ChangeOp::Delete => self.outcome.deletes += rows,
         }
         Ok(())
     }
@@ -240,13 +448,12 @@ impl MergeWriter {
             match part.data {
                 PartData::Memory(batch) => {
                     for (bucket, rows) in self.split(&batch, 0, self.bits)? {
-                        let path = self.spill_path();
-                        self.write_part(&path, &rows).await?;
+                        let spilled = self.spill.put(&rows).await?;
                         self.parts.push(Part {
                             op: part.op,
                             rows: rows.num_rows(),
                             bucket,
-                            data: PartData::Spilled(path),
+                            data: PartData::Spilled(spilled),
                         });
                     }
                 }
@@ -255,11 +462,6 @@ impl MergeWriter {
         }
         self.held = 0;
         Ok(())
-    }
-
-    fn spill_path(&mut self) -> Path {
-        self.spilled += 1;
-        self.target.scratch().join(format!("merge-{:06}.arrow", self.spilled))
     }
 
     /// Rows of `batch` grouped by the `bits` fingerprint bits after the first `skip`.
@@ -278,34 +480,35 @@ impl MergeWriter {
             .collect()
     }
 
-    async fn write_part(&self, path: &Path, batch: &RecordBatch) -> Result<()> {
-        let mut bytes = Vec::new();
-        {
-            let mut writer = arrow_ipc::writer::StreamWriter::try_new(&mut bytes, &batch.schema())?;
-            writer.write(batch)?;
-            writer.finish()?;
-        }
-        self.target.store().put(path, Bytes::from(bytes).into()).await.map_err(|e| Error::store("put", path, e))?;
-        Ok(())
-    }
-
     async fn read_part(&self, part: &Part) -> Result<RecordBatch> {
         match &part.data {
             PartData::Memory(batch) => Ok(batch.clone()),
-            PartData::Spilled(path) => {
-                let bytes = self.target.store().get(path).await.map_err(|e| Error::store("get", path, e))?;
-                let bytes = bytes.bytes().await.map_err(|e| Error::store("get", path, e))?;
-                let reader = arrow_ipc::reader::StreamReader::try_new(Cursor::new(bytes), None)?;
-                let batches = reader.collect::<Result<Vec<_>, _>>()?;
-                let schema = batches.first().map_or_else(|| Arc::clone(&self.schema), RecordBatch::schema);
-                Ok(arrow_select::concat::concat_batches(&schema, &batches)?)
-            }
+            PartData::Spilled(spilled) => self.spill.get(spilled).await,
         }
+    }
+
+    /// Removes every row of the base version, except those whose key is in `keep`, before the
+    /// changes apply: a table truncate (`keep` holds the keys changed after it, usually none).
+    pub fn truncate(&mut self, keep: FingerprintSet) {
+        self.truncate = Some(keep);
     }
 
     /// Applies every change and registers the files with the transaction.
     pub async fn finish(mut self, transaction: &mut Transaction) -> Result<MergeOutcome> {
-        if self.bits == 0 {
+        if let Some(keep) = self.truncate.take() {
+            self.apply_truncate(&keep).await?;
+        }
+        if let Some(unique) = self.unique.take() {
+            self.outcome.buckets = 1;
+            let affected = Affected::new(unique.ops, None);
+            let key_values = unique.keys.sorted();
+            self.rewrite_affected_files(&affected, key_values.as_ref()).await?;
+            if let Some(sink) = unique.sink {
+                for file in sink.finish().await? {
+                    self.working.insert(file.path.clone(), WorkingFile { file, ours: true, key_range: None });
+                }
+            }
+        } else if self.bits == 0 {
             let parts = std::mem::take(&mut self.parts);
             self.process(parts, 0).await?;
         } else {
@@ -319,7 +522,7 @@ impl MergeWriter {
                 Box::pin(self.process(parts, bits)).await?;
             }
         }
-        self.cleanup_spill().await;
+        self.spill.clear().await;
         // Register the outcome with the transaction.
         for working in self.working.values().filter(|w| w.ours) {
             transaction.add_file(working.file.clone())?;
@@ -335,12 +538,28 @@ impl MergeWriter {
         Ok(self.outcome)
     }
 
-    async fn cleanup_spill(&self) {
-        let prefix = self.target.scratch();
-        let listed: Vec<_> = self.target.store().list(Some(&prefix)).collect().await;
-        for meta in listed.into_iter().flatten() {
-            let _ = self.target.store().delete(&meta.location).await;
+    /// Drops the base version's rows whose key is not in `keep`: whole files when it is empty.
+    async fn apply_truncate(&mut self, keep: &FingerprintSet) -> Result<()> {
+        let base: Vec<WorkingFile> = self.working.values().filter(|w| !w.ours).cloned().collect();
+        for working in base {
+            self.working.remove(&working.file.path);
+            if keep.is_empty() {
+                self.outcome.rows_truncated += working.file.rows;
+                self.outcome.rows_removed += working.file.rows;
+                continue;
+            }
+            let (removed, written) = match self.rewrite(&working, &Affected::empty(), Some(keep)).await {
+                Ok(rewritten) => (rewritten.removed, rewritten.files),
+                Err(error) => return Err(self.explain(error).await),
+            };
+            self.outcome.rows_truncated += removed.total();
+            self.outcome.rows_removed += removed.total();
+            self.outcome.rows_written += written.iter().map(|f| f.rows).sum::<u64>();
+            for file in written {
+                self.working.insert(file.path.clone(), WorkingFile { file, ours: true, key_range: None });
+            }
         }
+        Ok(())
     }
 
     /// Processes the changes of one bucket (`parts` tagged with their bucket at `bits`).
@@ -355,10 +574,9 @@ impl MergeWriter {
                 let batch = self.read_part(&part).await?;
                 self.outcome.max_rows_held = self.outcome.max_rows_held.max(batch.num_rows() as u64);
                 for (child, rows) in self.split(&batch, bits, extra)? {
-                    let path = self.spill_path();
-                    self.write_part(&path, &rows).await?;
+                    let spilled = self.spill.put(&rows).await?;
                     let part =
-                        Part { op: part.op, rows: rows.num_rows(), bucket: child, data: PartData::Spilled(path) };
+                        Part { op: part.op, rows: rows.num_rows(), bucket: child, data: PartData::Spilled(spilled) };
                     sub.entry(child).or_default().push(part);
                 }
             }
@@ -371,28 +589,34 @@ impl MergeWriter {
         self.outcome.max_rows_held = self.outcome.max_rows_held.max(total as u64);
         // The last change of each key wins (the highest version, with a version column).
         let mut batches = Vec::with_capacity(parts.len());
-        let mut latest: FingerprintMap<(ChangeOp, usize, usize, Option<WatermarkValue>)> = FingerprintMap::default();
+        let mut latest: FingerprintMap<(ChangeOp, u32, u32)> =
+            FingerprintMap::with_capacity_and_hasher(total, std::hash::BuildHasherDefault::default());
+        let mut versions: FingerprintMap<WatermarkValue> = FingerprintMap::default();
         for part in &parts {
             let batch = self.read_part(part).await?;
             let fingerprints = self.key.fingerprints(&batch)?;
-            let versions = match (&self.options.version_column, part.op) {
+            let row_versions = match (&self.options.version_column, part.op) {
                 (Some(column), ChangeOp::Upsert) => Some(batch.column_by_name(column).cloned().ok_or_else(|| {
                     Error::InvalidInput(format!("the version column `{column}` is not a column of the rows"))
                 })?),
                 _ => None,
             };
-            let index = batches.len();
+            let index = batches.len() as u32;
             for (row, fingerprint) in fingerprints.into_iter().enumerate() {
-                let version = match &versions {
+                let version = match &row_versions {
                     Some(array) => WatermarkValue::from_array(array.as_ref(), row, None)?,
                     None => None,
                 };
-                let newer = match (latest.get(&fingerprint), &version) {
-                    (Some((_, _, _, Some(previous))), Some(version)) => version >= previous,
+                let newer = match (versions.get(&fingerprint), &version) {
+                    (Some(previous), Some(version)) => version >= previous,
                     _ => true,
                 };
                 if newer {
-                    latest.insert(fingerprint, (part.op, index, row, version));
+                    latest.insert(fingerprint, (part.op, index, row as u32));
+                    match version {
+                        Some(version) => versions.insert(fingerprint, version),
+                        None => versions.remove(&fingerprint),
+                    };
                 }
             }
             batches.push(batch);
@@ -400,16 +624,16 @@ impl MergeWriter {
         if latest.is_empty() {
             return Ok(());
         }
-        let affected: FingerprintMap<Option<WatermarkValue>> =
-            latest.iter().map(|(fingerprint, (_, _, _, version))| (*fingerprint, version.clone())).collect();
-        let key_values = self.sorted_key_values(&batches);
-        let stale = self.rewrite_affected_files(&affected, key_values.as_deref()).await?;
+        let ops = latest.iter().map(|(fingerprint, (op, _, _))| (*fingerprint, *op)).collect();
+        let affected = Affected::new(ops, (!versions.is_empty()).then_some(versions));
+        let key_values = self.sorted_key_values(&batches)?;
+        let stale = self.rewrite_affected_files(&affected, key_values.as_ref()).await?;
         // Upserted rows become new files.
         let mut upserts: Vec<Vec<u32>> = vec![Vec::new(); batches.len()];
-        for (fingerprint, (op, index, row, _)) in &latest {
+        for (fingerprint, (op, index, row)) in &latest {
             match op {
                 ChangeOp::Upsert if stale.contains(fingerprint) => self.outcome.stale_upserts += 1,
-                ChangeOp::Upsert => upserts[*index].push(*row as u32),
+                ChangeOp::Upsert => upserts[*index as usize].push(*row),
                 ChangeOp::Delete => self.outcome.deletes += 1,
             }
         }
@@ -432,69 +656,95 @@ impl MergeWriter {
     }
 
     /// The changes' key values, sorted, when the key is one column of an orderable type.
-    fn sorted_key_values(&self, batches: &[RecordBatch]) -> Option<Vec<WatermarkValue>> {
-        if self.key.columns().len() != 1 {
-            return None;
-        }
-        let column = &self.key.columns()[0];
-        let mut values = Vec::new();
+    fn sorted_key_values(&self, batches: &[RecordBatch]) -> Result<Option<KeyValues>> {
+        let mut keys = KeyCollector::for_key(&self.key);
         for batch in batches {
-            let array = batch.column_by_name(column)?;
-            for row in 0..array.len() {
-                match WatermarkValue::from_array(array.as_ref(), row, None) {
-                    Ok(Some(value)) => values.push(value),
-                    _ => return None,
-                }
-            }
+            keys.extend(batch, &self.key)?;
         }
-        values.sort();
-        Some(values)
+        Ok(keys.sorted())
     }
 
     /// Rewrites the working files that hold an affected key, without those keys (a row newer
-    /// than its upsert stays, and the upsert is returned as stale).
+    /// than its upsert stays, and the upsert is returned as stale). Two files at a time: one
+    /// file's scan and encoding do not keep both cores busy.
     async fn rewrite_affected_files(
         &mut self,
-        affected: &FingerprintMap<Option<WatermarkValue>>,
-        key_values: Option<&[WatermarkValue]>,
+        affected: &Affected,
+        key_values: Option<&KeyValues>,
     ) -> Result<FingerprintSet> {
         let mut stale = FingerprintSet::default();
-        self.load_key_ranges().await?;
-        let candidates: Vec<String> = self
+        if let Err(error) = self.load_key_ranges().await {
+            return Err(self.explain(error).await);
+        }
+        let candidates: Vec<WorkingFile> = self
             .working
             .values()
             .filter(|working| match (&working.key_range, key_values) {
-                (Some((min, max)), Some(values)) => {
-                    let first = values.partition_point(|v| v < min);
-                    first < values.len() && values[first] <= *max
-                }
+                (Some(range), Some(values)) => values.may_hold(range),
                 _ => true,
             })
-            .map(|working| working.file.path.clone())
+            .cloned()
             .collect();
         self.outcome.files_skipped_by_statistics += (self.working.len() - candidates.len()) as u64;
-        for path in candidates {
-            let Some(working) = self.working.get(&path).cloned() else { continue };
-            let (kept, removed, written) = self.rewrite(&working, affected, &mut stale).await?;
-            if removed == 0 {
+        let this = &*self;
+        let results: Vec<(WorkingFile, Result<Rewritten>)> = futures::stream::iter(candidates)
+            .map(|working| async move {
+                let result = this.rewrite(&working, affected, None).await;
+                (working, result)
+            })
+            .buffered(REWRITES_IN_FLIGHT)
+            .collect()
+            .await;
+        let mut failure = None;
+        for (working, result) in results {
+            let rewritten = match result {
+                Ok(rewritten) => rewritten,
+                Err(error) => {
+                    let error = if working.ours { error } else { self.explain(error).await };
+                    failure.get_or_insert(error);
+                    continue;
+                }
+            };
+            stale.extend(rewritten.stale);
+            let (removed, written) = (rewritten.removed, rewritten.files);
+            let kept: u64 = written.iter().map(|f| f.rows).sum();
+            if removed.total() == 0 {
                 // No affected key after all: keep the file, drop the copy.
                 for file in written {
                     let _ = self.target.store().delete(&self.target.location(&file.path)).await;
                 }
                 continue;
             }
-            self.outcome.rows_removed += removed;
+            self.outcome.rows_removed += removed.total();
+            self.outcome.rows_replaced += removed.replaced;
+            self.outcome.rows_deleted += removed.deleted;
             self.outcome.rows_written += kept;
-            self.working.remove(&path);
+            self.working.remove(&working.file.path);
             if working.ours {
                 // An intermediate file of this merge: it never reaches the commit.
-                let _ = self.target.store().delete(&self.target.location(&path)).await;
+                let _ = self.target.store().delete(&self.target.location(&working.file.path)).await;
             }
             for file in written {
                 self.working.insert(file.path.clone(), WorkingFile { file, ours: true, key_range: None });
             }
         }
-        Ok(stale)
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(stale),
+        }
+    }
+
+    /// A base file could not be read: when another run has committed since this merge began,
+    /// the file was most likely replaced by that commit, and this run has lost the race.
+    async fn explain(&self, error: Error) -> Error {
+        match self.table.latest_version().await {
+            Ok(Some(latest)) if latest > self.base_version => Error::Conflict {
+                version: self.base_version + 1,
+                winner: "another run (it replaced files this merge was reading)".into(),
+                run_id: self.target.run_id().to_owned(),
+            },
+            _ => error,
+        }
     }
 
     /// The source of one working file: the table's live file, or this merge's own output.
@@ -524,14 +774,15 @@ impl MergeWriter {
         }
     }
 
-    /// Streams a file, dropping affected keys, into new files. Returns (rows kept, rows
-    /// removed, files written).
+    /// Streams a file into new files, dropping the rows of affected keys (and, for a truncate,
+    /// of keys not in `keep_only`).
     async fn rewrite(
         &self,
         working: &WorkingFile,
-        affected: &FingerprintMap<Option<WatermarkValue>>,
-        stale: &mut FingerprintSet,
-    ) -> Result<(u64, u64, Vec<DataFile>)> {
+        affected: &Affected,
+        keep_only: Option<&FingerprintSet>,
+    ) -> Result<Rewritten> {
+        let mut stale = FingerprintSet::default();
         let (source, _) = self.source_of(working);
         let listing = source.list().await?;
         let options = ScanOptions {
@@ -541,40 +792,50 @@ impl MergeWriter {
         let plan = Scan::plan(&listing, &listing.files, options).await?;
         let mut stream = plan.stream();
         let mut sink = ParquetSink::new(self.target.clone(), Arc::clone(&self.schema), self.options.sink.clone())?;
-        let (mut kept, mut removed) = (0u64, 0u64);
+        let mut removed = Removed::default();
         while let Some(batch) = stream.next().await {
             let batch = batch?.batch;
             let fingerprints = self.key.fingerprints(&batch)?;
             let versions = self.options.version_column.as_ref().and_then(|c| batch.column_by_name(c));
             let mut keep = Vec::with_capacity(batch.num_rows());
             for (row, fingerprint) in fingerprints.iter().enumerate() {
-                keep.push(Some(match affected.get(fingerprint) {
+                let survives = match affected.get(*fingerprint) {
+                    _ if keep_only.is_some_and(|keep| !keep.contains(fingerprint)) => {
+                        removed.truncated += 1;
+                        false
+                    }
                     None => true,
-                    Some(None) => false,
-                    Some(Some(incoming)) => {
-                        let current = match versions {
-                            Some(array) => WatermarkValue::from_array(array.as_ref(), row, None)?,
-                            None => None,
+                    Some((ChangeOp::Delete, _)) => {
+                        removed.deleted += 1;
+                        false
+                    }
+                    Some((ChangeOp::Upsert, incoming)) => {
+                        let current = match (versions, incoming) {
+                            (Some(array), Some(_)) => WatermarkValue::from_array(array.as_ref(), row, None)?,
+                            _ => None,
                         };
-                        let newer = current.is_some_and(|current| current > *incoming);
+                        // A row newer than its upsert stays, and the upsert is dropped as stale.
+                        let newer =
+                            matches!((&current, incoming), (Some(current), Some(incoming)) if current > incoming);
                         if newer {
                             stale.insert(*fingerprint);
+                        } else {
+                            removed.replaced += 1;
                         }
                         newer
                     }
-                }));
+                };
+                keep.push(Some(survives));
             }
             let keep = BooleanArray::from(keep);
             let survivors = keep.true_count();
-            removed += (batch.num_rows() - survivors) as u64;
-            kept += survivors as u64;
             if survivors == batch.num_rows() {
                 sink.write(&batch).await?;
             } else if survivors > 0 {
                 sink.write(&arrow_select::filter::filter_record_batch(&batch, &keep)?).await?;
             }
         }
-        Ok((kept, removed, sink.finish().await?))
+        Ok(Rewritten { removed, files: sink.finish().await?, stale })
     }
 
     /// Reads the key column's min/max of every working file that has not had it read.

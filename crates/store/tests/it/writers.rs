@@ -146,6 +146,7 @@ async fn merge_replaces_only_the_file_holding_the_keys() {
     let replaced = &outcome.files_replaced[0];
     assert_eq!(before.files[replaced].rows, 100);
     assert_eq!((outcome.upserts, outcome.deletes, outcome.rows_removed), (2, 1, 2));
+    assert_eq!((outcome.rows_replaced, outcome.rows_deleted), (1, 1), "1005 is new, 305 replaced, 310 deleted");
     let now = contents(&table).await;
     assert_eq!(now.len(), 1000);
     assert_eq!(now[&305], "new305");
@@ -154,6 +155,64 @@ async fn merge_replaces_only_the_file_holding_the_keys() {
     assert_eq!(now[&311], "v311");
     // The replaced file is kept for readers of version 1, not visible in the folder.
     assert!(!visible_files_at(&store).await.contains(replaced));
+}
+
+#[tokio::test]
+async fn unique_keys_stream_upserts_and_give_the_same_result() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let table = new_table(&store).await;
+    let files: Vec<Vec<i64>> = (0..4).map(|f| (f * 100 + 1..=f * 100 + 100).collect()).collect();
+    load(&table, &files, SinkOptions::default()).await;
+    let mut run = table.begin(RunSpec::load(Pattern::Cdc)).await.unwrap();
+    let key = KeyHasher::new(["id"], &KeyOptions::default()).unwrap();
+    let options = MergeOptions { memory_budget_rows: 1, ..MergeOptions::default() };
+    let mut writer = MergeWriter::new(&run, schema(), key, options).unwrap().with_unique_keys();
+    writer.push(ChangeOp::Upsert, rows(&[5, 150, 1000], "new")).await.unwrap();
+    writer.push(ChangeOp::Delete, rows(&[7, 399], "").project(&[0]).unwrap()).await.unwrap();
+    let twice = writer.push(ChangeOp::Upsert, rows(&[5], "again")).await.unwrap_err();
+    assert!(twice.to_string().contains("id=5"), "{twice}");
+    let outcome = writer.finish(&mut run).await.unwrap();
+    run.commit(None, None).await.unwrap();
+    assert_eq!((outcome.upserts, outcome.deletes, outcome.rows_replaced, outcome.rows_deleted), (3, 2, 2, 2));
+    assert_eq!(outcome.files_replaced.len(), 3, "the file of 200..=300 holds no changed key: {outcome:?}");
+    assert_eq!(outcome.files_skipped_by_statistics, 1);
+    let now = contents(&table).await;
+    assert_eq!(now.len(), 400 - 2 + 1);
+    assert_eq!(
+        (now[&5].as_str(), now[&150].as_str(), now[&1000].as_str(), now[&6].as_str()),
+        ("new5", "new150", "new1000", "v6")
+    );
+    assert!(!now.contains_key(&7) && !now.contains_key(&399));
+}
+
+/// Keys kept through a truncate, the memory budget, the expected rows.
+type TruncateCase<'a> = (&'a [i64], usize, &'a [(i64, &'a str)]);
+
+#[tokio::test]
+async fn a_truncate_keeps_only_the_named_keys_then_applies_the_changes() {
+    let key = KeyHasher::new(["id"], &KeyOptions::default()).unwrap();
+    let fingerprint = |id: i64| key.fingerprints(&rows(&[id], "")).unwrap()[0];
+    let cases: [TruncateCase<'_>; 3] = [
+        (&[7, 60], 1000, &[(7, "after7"), (60, "v60"), (200, "after200")]),
+        (&[], 1000, &[(7, "after7"), (200, "after200")]),
+        (&[3], 1, &[(3, "v3"), (7, "after7"), (200, "after200")]),
+    ];
+    for (keep, budget, expected) in cases {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let table = new_table(&store).await;
+        load(&table, &[(1..=50).collect(), (51..=100).collect()], SinkOptions::default()).await;
+        let mut run = table.begin(RunSpec::load(Pattern::Cdc)).await.unwrap();
+        let options = MergeOptions { memory_budget_rows: budget, ..MergeOptions::default() };
+        let mut writer = MergeWriter::new(&run, schema(), key.clone(), options).unwrap();
+        writer.push(ChangeOp::Upsert, rows(&[200, 7], "after")).await.unwrap();
+        writer.truncate(keep.iter().map(|id| fingerprint(*id)).collect());
+        let outcome = writer.finish(&mut run).await.unwrap();
+        run.commit(None, None).await.unwrap();
+        let expected: BTreeMap<i64, String> = expected.iter().map(|(id, v)| (*id, (*v).to_owned())).collect();
+        assert_eq!(contents(&table).await, expected, "keep {keep:?}");
+        assert_eq!(outcome.rows_truncated, 100 - keep.len() as u64, "{outcome:?}");
+        assert_eq!(outcome.files_replaced.len(), 2);
+    }
 }
 
 #[tokio::test]
