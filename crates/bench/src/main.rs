@@ -86,6 +86,7 @@ async fn run(
             report
         }
         "w3" => w3(data, out).await?,
+        "w4" => return w4(data, out).await,
         "scan-full" | "scan-range" => return scan(workload == "scan-range", &source, manifest).await,
         "sink" => return sink(&source, &target).await,
         other => return Err(format!("workload {other} is not implemented by this peer yet").into()),
@@ -122,6 +123,34 @@ async fn w3(data: &Path, out: &Path) -> Result<LoadReport, Failure> {
         highwater_cdc::CdcLoader::new(path(&data.join("w3").join("cdc")), path(&target)).key(&["id"]).run().await?;
     report.phases.insert(0, highwater_core::report::Phase { name: "adopt".into(), seconds: adopted.as_secs_f64() });
     Ok(report)
+}
+
+/// W4: mode (a), `w4/a` → `w4/b` into the table at `OUT_DIR` (its `inserts/`, `updates/`,
+/// `deletes/` folders are the checked outputs). Then, unless `HIGHWATER_W4_MODE_B=0`, mode (b):
+/// a baseline index of `w4/a` in `OUT_DIR/.mode-b` (not timed), and `w4/b` diffed against it
+/// (timed: `mode_b_s`) — the whole-process wall then includes both, so the mode (a) figure for
+/// the peer table comes from a run with `HIGHWATER_W4_MODE_B=0`.
+async fn w4(data: &Path, out: &Path) -> Result<serde_json::Map<String, Value>, Failure> {
+    let (a, b) = (path(&data.join("w4").join("a")), path(&data.join("w4").join("b")));
+    let started = Instant::now();
+    let report = highwater_diff::DiffLoader::new(&b, path(out)).previous(&a).key(&["id"]).run().await?;
+    let mut phases = phases(&report);
+    phases.insert("mode_a_s".into(), json!(started.elapsed().as_secs_f64()));
+    if std::env::var("HIGHWATER_W4_MODE_B").is_ok_and(|v| v == "0") {
+        return Ok(phases);
+    }
+    let scratch = path(&out.join(".mode-b"));
+    let started = Instant::now();
+    highwater_diff::DiffLoader::new(&a, &scratch).key(&["id"]).baseline(true).run().await?;
+    phases.insert("index_build_s".into(), json!(started.elapsed().as_secs_f64()));
+    let started = Instant::now();
+    let incremental = highwater_diff::DiffLoader::new(&b, &scratch).key(&["id"]).run().await?;
+    phases.insert("mode_b_s".into(), json!(started.elapsed().as_secs_f64()));
+    let counts = |r: &LoadReport| (r.rows.inserted, r.rows.updated, r.rows.deleted);
+    if counts(&incremental) != counts(&report) {
+        return Err(format!("mode (b) found {:?}, mode (a) {:?}", counts(&incremental), counts(&report)).into());
+    }
+    Ok(phases)
 }
 
 /// Scans the source: every column of every file, or only row groups past the W1 watermark.

@@ -119,7 +119,8 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn column_not_found(column: &str, available: impl IntoIterator<Item = impl AsRef<str>>) -> Self {
+    /// A [`Error::ColumnNotFound`] listing the columns there are.
+    pub fn column_not_found(column: &str, available: impl IntoIterator<Item = impl AsRef<str>>) -> Self {
         let available: Vec<String> = available.into_iter().map(|c| c.as_ref().to_owned()).collect();
         Error::ColumnNotFound { column: column.to_owned(), available: available.join(", ") }
     }

@@ -12,6 +12,7 @@
 //! | [`watermark`] | watermark values and kinds, total order, the seed's string form, windows, lookback |
 //! | [`interval`] | sets of loaded ranges (backfill refusal, sequence gaps) |
 //! | [`cdc`] | the pure reduction of change events: latest per key, replay-safe, tombstones, truncates |
+//! | [`diff`] | snapshot diff by key fingerprint and row hash; the snapshot index format |
 //! | [`change`] | `ChangeKind`, `ChangeSet` and the change-feed encoding |
 //! | [`report`] | `LoadReport`, shared by every pattern, the CLI and wasm |
 //! | [`zone`] | declared zones for naive timestamps |
@@ -66,6 +67,7 @@
 
 pub mod cdc;
 pub mod change;
+pub mod diff;
 mod error;
 pub mod hash;
 pub mod interval;

@@ -71,6 +71,20 @@ impl Table {
         Ok(arrow_select::concat::concat_batches(&schema, &batches)?)
     }
 
+    /// The rows of some files of the latest version (of one schema: a change set's `deletes/`
+    /// hold other columns than its `inserts/`).
+    pub async fn read_files(&self, files: &[String]) -> Result<Vec<arrow_array::RecordBatch>> {
+        let source = crate::source::Source::from_store(
+            std::sync::Arc::clone(self.store()),
+            self.root().clone(),
+            self.location(),
+            crate::source::SourceOptions { suffix: None, min_age: None, files: Some(files.to_vec()) },
+        );
+        let listing = source.list().await?;
+        let plan = crate::source::Scan::plan(&listing, &listing.files, crate::source::ScanOptions::default()).await?;
+        plan.stream().map_ok(|b| b.batch).try_collect().await
+    }
+
     /// Every commit, newest first.
     pub async fn history(&self) -> Result<Vec<CommitInfo>> {
         let commits = self.commits_from(0, None).await?;

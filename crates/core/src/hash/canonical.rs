@@ -74,6 +74,27 @@ pub(crate) fn family_tag(data_type: &DataType) -> Option<u8> {
     })
 }
 
+/// A data type of family `family` (the null of any type of a family encodes the same).
+pub(crate) fn representative_type(family: u8) -> DataType {
+    use arrow_schema::{Field, TimeUnit};
+    use std::sync::Arc;
+    match family {
+        tag::BOOLEAN => DataType::Boolean,
+        tag::INTEGER => DataType::Int64,
+        tag::FLOAT => DataType::Float64,
+        tag::DECIMAL => DataType::Decimal128(38, 0),
+        tag::STRING => DataType::Utf8,
+        tag::BINARY => DataType::Binary,
+        tag::DATE => DataType::Date32,
+        tag::TIMESTAMP => DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+        tag::TIME => DataType::Time64(TimeUnit::Nanosecond),
+        tag::DURATION => DataType::Duration(TimeUnit::Nanosecond),
+        tag::LIST => DataType::List(Arc::new(Field::new("item", DataType::Int64, true))),
+        tag::STRUCT => DataType::Struct(vec![Field::new("a", DataType::Int64, true)].into()),
+        _ => DataType::Null,
+    }
+}
+
 /// Checks that every part of `data_type` has an encoding, and that naive timestamps have a zone.
 pub(crate) fn check_supported(column: &str, data_type: &DataType, naive_zone: Option<&Zone>) -> Result<()> {
     use DataType as D;

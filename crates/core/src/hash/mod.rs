@@ -31,7 +31,7 @@ mod canonical;
 mod column;
 
 use arrow_array::{Array, RecordBatch};
-use arrow_schema::Schema;
+use arrow_schema::{DataType, Schema};
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::{xxh3_64, xxh3_128};
 
@@ -233,6 +233,16 @@ impl RowHashes {
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }
+}
+
+/// The spec-v1 type family (tag) of a data type, or `None` when the spec does not encode it.
+pub fn family_of(data_type: &DataType) -> Option<u8> {
+    canonical::family_tag(data_type)
+}
+
+/// A data type of family `family`: a null of it hashes like a null of any type of the family.
+pub fn representative_type(family: u8) -> DataType {
+    canonical::representative_type(family)
 }
 
 /// The canonical bytes of `array[row]` under spec v1 (`[tag, flag] ++ value`), for debugging and

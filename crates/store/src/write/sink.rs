@@ -194,6 +194,8 @@ pub struct ParquetSink {
     partitions: BTreeMap<String, Partition>,
     chunks: u64,
     prefix: String,
+    /// A folder every file goes under (before partition directories).
+    folder: String,
 }
 
 impl std::fmt::Debug for ParquetSink {
@@ -233,7 +235,16 @@ impl ParquetSink {
             partitions: BTreeMap::new(),
             chunks: 0,
             prefix: "part".to_owned(),
+            folder: String::new(),
         })
+    }
+
+    /// Puts every file under `folder/` (before partition directories): a change set's
+    /// `inserts/`, `updates/` and `deletes/`.
+    #[must_use]
+    pub fn with_folder(mut self, folder: &str) -> Self {
+        folder.trim_matches('/').clone_into(&mut self.folder);
+        self
     }
 
     /// Names files `<prefix>-<n>-<run>.parquet` (default prefix `part`).
@@ -342,7 +353,12 @@ impl ParquetSink {
         let chunks = self.partitions.get(directory).map_or(0, |p| p.chunks) + 1;
         self.partitions.insert(directory.to_owned(), Partition { writer, rows_in_chunk: 0, chunks });
         let stem = format!("{}-{:05}", self.prefix, self.target.next_file_number());
-        self.send(writer, Message::Open { directory: directory.to_owned(), stem }).await
+        let directory = match (self.folder.is_empty(), directory.is_empty()) {
+            (true, _) => directory.to_owned(),
+            (false, true) => self.folder.clone(),
+            (false, false) => format!("{}/{directory}", self.folder),
+        };
+        self.send(writer, Message::Open { directory, stem }).await
     }
 
     fn spawn_writer(&mut self) -> usize {

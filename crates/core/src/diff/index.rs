@@ -1,0 +1,223 @@
+//! The snapshot index: a snapshot's entries — key fingerprint, row hash, optionally one hash per
+//! compared column, and the key values — stored as Arrow IPC stream bytes.
+//!
+//! ```text
+//! schema metadata "highwater.snapshot_index" = JSON IndexMeta {format, hash_spec, spec, families, rows, bucket_bits}
+//! batch 0 … batch 2^bucket_bits - 1: the entries of bucket b (fingerprints whose top bits are b),
+//!                                    sorted by fingerprint; empty buckets are empty batches
+//! ```
+//!
+//! The bucket count depends only on the row count ([`bucket_bits`]), so the native crate and the
+//! wasm build write the same bytes for the same rows. An index records how it was made (the
+//! compared columns, quantisation, hash spec): a later run cannot compare under other rules.
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use arrow_array::{RecordBatch, UInt64Array};
+use arrow_schema::{Schema, SchemaRef};
+use serde::{Deserialize, Serialize};
+
+use super::{DiffSpec, SnapshotHasher, sort_entries, split_entries};
+use crate::error::{Error, Result};
+use crate::hash::HASH_SPEC_VERSION;
+
+/// The index format this build writes and reads.
+pub const INDEX_FORMAT: u32 = 1;
+/// The schema-metadata key holding [`IndexMeta`].
+pub const META_KEY: &str = "highwater.snapshot_index";
+/// Rows per bucket an index aims at.
+const ROWS_PER_BUCKET: u64 = 64 * 1024;
+/// At most `2^MAX_BITS` buckets.
+const MAX_BITS: u32 = 12;
+/// An in-memory column of entries: where the row came from (`batch << 32 | row`).
+pub(crate) const POSITION_COLUMN: &str = "_position";
+
+/// How an index was made.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexMeta {
+    /// [`INDEX_FORMAT`].
+    pub format: u32,
+    /// The row-hash spec version of its hashes.
+    pub hash_spec: u32,
+    /// What was compared.
+    pub spec: DiffSpec,
+    /// The type family (spec-v1 tag) of each compared column, in `spec.columns` order (0 when
+    /// the snapshot lacked it).
+    pub families: Vec<u8>,
+    /// Rows (keys) indexed.
+    pub rows: u64,
+    /// Fingerprint bits that pick a bucket ([`bucket_bits`] of `rows`).
+    pub bucket_bits: u32,
+}
+
+/// Bucket bits for an index of `rows` rows: about 64 Ki rows a bucket, at most 4096 buckets.
+pub fn bucket_bits(rows: u64) -> u32 {
+    let buckets = rows.div_ceil(ROWS_PER_BUCKET).max(1);
+    buckets.next_power_of_two().trailing_zeros().min(MAX_BITS)
+}
+
+/// A snapshot's index: one sorted batch of entries per bucket.
+#[derive(Clone, Debug)]
+pub struct SnapshotIndex {
+    /// How it was made.
+    pub meta: IndexMeta,
+    /// The entries' schema.
+    pub schema: SchemaRef,
+    /// `2^bucket_bits` batches, each sorted by fingerprint.
+    pub buckets: Vec<RecordBatch>,
+}
+
+impl SnapshotIndex {
+    /// The index of a snapshot held in memory.
+    pub fn build(spec: &DiffSpec, batches: &[RecordBatch]) -> Result<Self> {
+        let hasher = SnapshotHasher::new(spec)?;
+        SnapshotIndex::build_with(&hasher, batches, false)
+    }
+
+    /// The same with `hasher`; with `positions`, entries keep where each row came from.
+    pub(crate) fn build_with(hasher: &SnapshotHasher, batches: &[RecordBatch], positions: bool) -> Result<Self> {
+        let schema = batches.first().map_or_else(|| Arc::new(Schema::empty()), RecordBatch::schema);
+        let mut entry_schema = if batches.is_empty() {
+            // An empty snapshot: no key types to record, no entries to hold.
+            hasher.fixed_entry_schema()
+        } else {
+            hasher.entry_schema(&schema)?
+        };
+        if positions {
+            let mut fields: Vec<_> = entry_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+            fields.push(arrow_schema::Field::new(POSITION_COLUMN, arrow_schema::DataType::UInt64, false));
+            entry_schema = Arc::new(Schema::new(fields));
+        }
+        let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+        let bits = bucket_bits(rows);
+        let mut parts: Vec<Vec<RecordBatch>> = vec![Vec::new(); 1 << bits];
+        for (index, batch) in batches.iter().enumerate() {
+            let mut entries = hasher.entries(batch)?;
+            if positions {
+                let base = (index as u64) << 32;
+                let column = UInt64Array::from_iter_values((0..batch.num_rows() as u64).map(|r| base | r));
+                let mut columns = entries.columns().to_vec();
+                columns.push(Arc::new(column));
+                entries = RecordBatch::try_new(Arc::clone(&entry_schema), columns)?;
+            }
+            for (bucket, rows) in split_entries(&entries, bits)? {
+                parts[bucket].push(rows);
+            }
+        }
+        let spec = hasher.spec().clone();
+        let buckets = parts
+            .iter()
+            .map(|entries| sort_entries(&entry_schema, entries, &spec.key, "one snapshot"))
+            .collect::<Result<Vec<_>>>()?;
+        let meta = IndexMeta {
+            format: INDEX_FORMAT,
+            hash_spec: HASH_SPEC_VERSION,
+            families: hasher.families(&schema),
+            spec,
+            rows,
+            bucket_bits: bits,
+        };
+        Ok(SnapshotIndex { meta, schema: entry_schema, buckets })
+    }
+
+    /// The index without the in-memory position column.
+    pub(crate) fn without_positions(self) -> Result<Self> {
+        let Ok(index) = self.schema.index_of(POSITION_COLUMN) else { return Ok(self) };
+        let keep: Vec<usize> = (0..self.schema.fields().len()).filter(|i| *i != index).collect();
+        let schema = Arc::new(self.schema.project(&keep)?);
+        let buckets = self.buckets.iter().map(|b| b.project(&keep)).collect::<Result<Vec<_>, _>>()?;
+        Ok(SnapshotIndex { meta: self.meta, schema, buckets })
+    }
+
+    /// The entries of `bucket` among `2^bits` buckets (this index may use other bits).
+    pub fn bucket(&self, bucket: usize, bits: u32) -> Result<RecordBatch> {
+        let own = self.meta.bucket_bits;
+        if bits == own {
+            return Ok(self.buckets[bucket].clone());
+        }
+        if bits < own {
+            let span = 1usize << (own - bits);
+            let parts = &self.buckets[bucket * span..(bucket + 1) * span];
+            return Ok(arrow_select::concat::concat_batches(&self.schema, parts)?);
+        }
+        // A finer bucket: a contiguous slice of the coarser one (buckets are top bits).
+        let parent = &self.buckets[bucket >> (bits - own)];
+        let fingerprints = super::values16(parent.column(0).as_ref())?;
+        let first = (bucket as u128) << (128 - bits);
+        let start = fingerprints.partition_point(|f| *f < first);
+        let end = match (bucket as u128 + 1).checked_shl(128 - bits) {
+            Some(next) if bucket + 1 < (1 << bits) => fingerprints.partition_point(|f| *f < next),
+            _ => fingerprints.len(),
+        };
+        Ok(parent.slice(start, end - start))
+    }
+
+    /// Checks that a run comparing by `spec` may diff against this index.
+    pub fn check_compatible(&self, spec: &DiffSpec) -> Result<()> {
+        if self.meta.hash_spec != HASH_SPEC_VERSION {
+            return Err(Error::InvalidInput(format!(
+                "the snapshot index was hashed with row-hash spec v{}, this build uses v{HASH_SPEC_VERSION}: take a new \
+                 snapshot (re-snapshot) instead of diffing",
+                self.meta.hash_spec
+            )));
+        }
+        let own = &self.meta.spec;
+        if own.key != spec.key {
+            return Err(Error::InvalidInput(format!(
+                "the snapshot index is keyed by ({}), this run by ({})",
+                own.key.join(", "),
+                spec.key.join(", ")
+            )));
+        }
+        if own.quantize != spec.quantize || own.hash != spec.hash {
+            return Err(Error::InvalidInput(
+                "the snapshot index was hashed under other quantisation or zone rules: a diff would report \
+                 differences of rules, not of data; re-snapshot to change them"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The index as Arrow IPC stream bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let index = self.clone().without_positions()?;
+        let meta = serde_json::to_string(&index.meta).map_err(|e| Error::InvalidInput(e.to_string()))?;
+        let schema =
+            Arc::new(index.schema.as_ref().clone().with_metadata([(META_KEY.to_owned(), meta)].into_iter().collect()));
+        let mut bytes = Vec::new();
+        {
+            let mut writer = arrow_ipc::writer::StreamWriter::try_new(&mut bytes, &schema)?;
+            for bucket in &index.buckets {
+                writer.write(&RecordBatch::try_new(Arc::clone(&schema), bucket.columns().to_vec())?)?;
+            }
+            writer.finish()?;
+        }
+        Ok(bytes)
+    }
+
+    /// Reads an index written by [`SnapshotIndex::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let damaged = |detail: String| Error::InvalidInput(format!("not a snapshot index: {detail}"));
+        let reader =
+            arrow_ipc::reader::StreamReader::try_new(Cursor::new(bytes), None).map_err(|e| damaged(e.to_string()))?;
+        let schema = reader.schema();
+        let meta = schema.metadata().get(META_KEY).ok_or_else(|| damaged(format!("no `{META_KEY}` metadata")))?;
+        let meta: IndexMeta = serde_json::from_str(meta).map_err(|e| damaged(e.to_string()))?;
+        if meta.format != INDEX_FORMAT {
+            return Err(damaged(format!("format {} (this build reads {INDEX_FORMAT})", meta.format)));
+        }
+        let buckets = reader.collect::<Result<Vec<_>, _>>().map_err(|e| damaged(e.to_string()))?;
+        if buckets.len() != 1 << meta.bucket_bits {
+            return Err(damaged(format!("{} buckets, the metadata says {}", buckets.len(), 1u64 << meta.bucket_bits)));
+        }
+        let schema = Arc::new(schema.as_ref().clone().with_metadata(std::collections::HashMap::default()));
+        let buckets = buckets
+            .into_iter()
+            .map(|b| RecordBatch::try_new(Arc::clone(&schema), b.columns().to_vec()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(SnapshotIndex { meta, schema, buckets })
+    }
+}

@@ -1,0 +1,1 @@
+//! The real-world cases of `shared/fixtures/snapshot-diff/` (filled in below).
