@@ -38,6 +38,8 @@ pub enum Operation {
     Compact,
     /// The table went back to an earlier version's data and watermark.
     Restore,
+    /// The watermark was set by hand (`highwater watermark import`); no data changed.
+    Watermark,
 }
 
 /// How a commit's data becomes visible to plain folder readers.

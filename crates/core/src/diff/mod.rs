@@ -242,11 +242,13 @@ fn column_hashes(rows: &RowHashes) -> Result<FixedSizeListArray> {
         .flat_map(|row| (0..width).map(move |column| (row, column)))
         .map(|(r, c)| rows.value_hash(r, c))
         .collect();
-    Ok(FixedSizeListArray::try_new(
+    // With no compared column the lists are empty: the length must be given, not derived.
+    Ok(FixedSizeListArray::try_new_with_length(
         Arc::new(Field::new("item", DataType::UInt64, false)),
         width as i32,
         Arc::new(UInt64Array::from(values)),
         None,
+        rows.len(),
     )?)
 }
 

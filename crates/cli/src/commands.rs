@@ -1,0 +1,255 @@
+//! The commands that look after a pipeline's tables: status, history, watermark, restore,
+//! vacuum, compact.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use highwater::core::watermark::{WatermarkKind, WatermarkValue};
+use highwater::core::zone::Zone;
+use highwater::store::incremental::Place;
+use highwater::store::{Operation, RunSpec, Table, TableOptions};
+use serde_json::{Value, json};
+
+use crate::config::{LoadedPipeline, PatternName, TableConfig};
+
+/// The tables a command applies to: all, or those named.
+pub fn select<'a>(pipeline: &'a LoadedPipeline, names: &[String]) -> Result<Vec<&'a TableConfig>, String> {
+    if names.is_empty() {
+        return Ok(pipeline.tables.iter().map(|(_, t)| t).collect());
+    }
+    names
+        .iter()
+        .map(|name| {
+            pipeline.tables.iter().map(|(_, t)| t).find(|t| t.name == *name).ok_or_else(|| {
+                format!(
+                    "no table `{name}` in {} (tables: {})",
+                    pipeline.path.display(),
+                    pipeline.tables.iter().map(|(_, t)| t.name.as_str()).collect::<Vec<_>>().join(", ")
+                )
+            })
+        })
+        .collect()
+}
+
+async fn open(table: &TableConfig) -> Result<Option<Table>, String> {
+    let target = table.target.clone().unwrap_or_default();
+    Place::Location(target)
+        .open_table(&TableOptions::default())
+        .await
+        .map_err(|e| format!("table `{}`: {e}", table.name))
+}
+
+async fn require(table: &TableConfig) -> Result<Table, String> {
+    open(table).await?.ok_or_else(|| {
+        format!("table `{}` has no commits yet at {}", table.name, table.target.as_deref().unwrap_or(""))
+    })
+}
+
+fn show(watermark: Option<&WatermarkValue>) -> String {
+    watermark.map_or_else(|| "none".to_owned(), ToString::to_string)
+}
+
+/// Each table's version, watermark, size and last commit.
+pub async fn status(tables: &[&TableConfig], as_json: bool) -> Result<String, String> {
+    let mut lines = String::new();
+    let mut docs = Vec::new();
+    for table in tables {
+        let Some(opened) = open(table).await? else {
+            docs.push(json!({"table": table.name, "version": null}));
+            let _ = writeln!(lines, "{:<20} no commits yet", table.name);
+            continue;
+        };
+        let snapshot = opened.snapshot().await.map_err(|e| e.to_string())?;
+        let rows: u64 = snapshot.files.values().map(|f| f.rows).sum();
+        let bytes: u64 = snapshot.files.values().map(|f| f.bytes).sum();
+        let last = &snapshot.last_commit;
+        docs.push(json!({
+            "table": table.name,
+            "version": snapshot.version,
+            "watermark": snapshot.watermark,
+            "files": snapshot.files.len(),
+            "rows": rows,
+            "bytes": bytes,
+            "last_commit": last,
+        }));
+        let _ = writeln!(
+            lines,
+            "{:<20} version {:<5} watermark {:<32} {} files, {} rows, {:.1} MB; last: {:?} at {}",
+            table.name,
+            snapshot.version,
+            show(snapshot.watermark.as_ref()),
+            snapshot.files.len(),
+            rows,
+            bytes as f64 / 1e6,
+            last.operation,
+            last.finished_at.format("%Y-%m-%d %H:%M:%S UTC")
+        );
+    }
+    Ok(if as_json { serde_json::to_string_pretty(&docs).unwrap_or_default() } else { lines })
+}
+
+/// Every commit of each table, newest first.
+pub async fn history(tables: &[&TableConfig], as_json: bool) -> Result<String, String> {
+    let mut lines = String::new();
+    let mut docs = Vec::new();
+    for table in tables {
+        let Some(opened) = open(table).await? else {
+            let _ = writeln!(lines, "{}: no commits yet", table.name);
+            continue;
+        };
+        let history = opened.history().await.map_err(|e| e.to_string())?;
+        let _ = writeln!(lines, "{}:", table.name);
+        for commit in &history {
+            let _ = writeln!(
+                lines,
+                "  v{:<4} {}  {:<9} +{} rows -{} rows  watermark {}",
+                commit.version,
+                commit.finished_at.format("%Y-%m-%d %H:%M:%S"),
+                format!("{:?}", commit.operation).to_lowercase(),
+                commit.rows_added,
+                commit.rows_removed,
+                show(commit.watermark_after.as_ref())
+            );
+        }
+        docs.push(json!({"table": table.name, "commits": history}));
+    }
+    Ok(if as_json { serde_json::to_string_pretty(&docs).unwrap_or_default() } else { lines })
+}
+
+/// Each table's watermark.
+pub async fn watermark_show(tables: &[&TableConfig], as_json: bool) -> Result<String, String> {
+    let mut lines = String::new();
+    let mut docs = serde_json::Map::new();
+    for table in tables {
+        let watermark = match open(table).await? {
+            Some(opened) => opened.snapshot().await.map_err(|e| e.to_string())?.watermark,
+            None => None,
+        };
+        let _ = writeln!(lines, "{:<20} {}", table.name, show(watermark.as_ref()));
+        docs.insert(table.name.clone(), json!(watermark));
+    }
+    Ok(if as_json { serde_json::to_string_pretty(&Value::Object(docs)).unwrap_or_default() } else { lines })
+}
+
+/// Sets a table's watermark by hand, as a commit of its own (timestamp and sequence tables):
+/// rows at or below it count as loaded elsewhere.
+pub async fn watermark_import(
+    table: &TableConfig,
+    value: Option<&str>,
+    from: Option<&str>,
+    kind: Option<&str>,
+) -> Result<String, String> {
+    let pattern = table.pattern.unwrap_or(PatternName::Timestamp);
+    if !matches!(pattern, PatternName::Timestamp | PatternName::Sequence) {
+        return Err(format!(
+            "table `{}` is a {} table: give it `initial_watermark` (cdc) or `baseline` (diff) instead",
+            table.name,
+            pattern.as_str()
+        ));
+    }
+    let existing = open(table).await?;
+    let previous = match &existing {
+        Some(opened) => opened.snapshot().await.map_err(|e| e.to_string())?.watermark,
+        None => None,
+    };
+    let kind = match (kind, &previous, pattern) {
+        (Some("int64"), _, _) | (None, None, PatternName::Sequence) => WatermarkKind::Int64,
+        (Some("date"), _, _) => WatermarkKind::Date,
+        (Some("timestamp") | None, None, _) => WatermarkKind::Timestamp {
+            unit: highwater::core::watermark::TimestampUnit::Microsecond,
+            timezone: Some("UTC".into()),
+        },
+        (None, Some(previous), _) => previous.kind(),
+        (Some(other), _, _) => return Err(format!("--kind {other}: expected timestamp, date or int64")),
+    };
+    let watermark = match (value, from) {
+        (Some(text), _) => WatermarkValue::parse(text, &kind, &Zone::UTC).map_err(|e| e.to_string())?,
+        (None, Some(path)) => highwater::store::seed::import_seed_watermark(path, &table.name, &kind, &Zone::UTC)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("the seed's watermark table at {path} has no row for `{}`", table.name))?,
+        (None, None) => return Err("give the watermark with --value, or the seed's watermark table with --from".into()),
+    };
+    let place = Place::Location(table.target.clone().unwrap_or_default());
+    let schema = arrow_schema::Schema::empty();
+    let mut transaction = place
+        .begin(&schema, &TableOptions::default(), RunSpec::operation(Operation::Watermark))
+        .await
+        .map_err(|e| e.to_string())?;
+    // Like a watermark imported by a loader: exclusive (its rows were loaded elsewhere).
+    transaction.set_property("watermark_exclusive", Value::Bool(true));
+    let committed = transaction.commit(Some(watermark.clone()), None).await.map_err(|e| e.to_string())?;
+    Ok(format!(
+        "{}: watermark {} → {} (version {})\n",
+        table.name,
+        show(previous.as_ref()),
+        watermark,
+        committed.version
+    ))
+}
+
+/// Writes each table's watermark into the seed's (partitioned) watermark table at `path`.
+pub async fn watermark_export(tables: &[&TableConfig], path: &str) -> Result<String, String> {
+    let mut lines = String::new();
+    for table in tables {
+        let Some(opened) = open(table).await? else { continue };
+        if let Some(watermark) = opened.snapshot().await.map_err(|e| e.to_string())?.watermark {
+            highwater::store::seed::write_seed_mirror(path, &table.name, &watermark, &Zone::UTC)
+                .await
+                .map_err(|e| e.to_string())?;
+            let _ = writeln!(lines, "{}: {watermark} → {path}", table.name);
+        }
+    }
+    Ok(lines)
+}
+
+/// Rewrites the seed's flat watermark files at `path` into the partitioned layout.
+pub async fn watermark_migrate(path: &str) -> Result<String, String> {
+    let tables = highwater::store::seed::migrate_seed_watermarks(path).await.map_err(|e| e.to_string())?;
+    Ok(format!("{path}: {tables} tables' watermarks now in the partitioned layout\n"))
+}
+
+/// Makes an earlier version of a table current again, as a new commit.
+pub async fn restore(table: &TableConfig, version: u64) -> Result<String, String> {
+    let opened = require(table).await?;
+    let committed = opened.restore(version).await.map_err(|e| e.to_string())?;
+    Ok(format!("{}: version {version} restored as version {}\n", table.name, committed.version))
+}
+
+/// Deletes what no version within `retention` needs.
+pub async fn vacuum(tables: &[&TableConfig], retention: Duration) -> Result<String, String> {
+    let mut lines = String::new();
+    for table in tables {
+        let Some(opened) = open(table).await? else { continue };
+        let report = opened.vacuum(retention).await.map_err(|e| format!("table `{}`: {e}", table.name))?;
+        let _ = writeln!(
+            lines,
+            "{}: {} objects deleted, {:.1} MB freed; versions from {} on stay readable",
+            table.name,
+            report.deleted.len(),
+            report.bytes as f64 / 1e6,
+            report.oldest_readable_version
+        );
+    }
+    Ok(lines)
+}
+
+/// Rewrites each table's small files into larger ones (no data change).
+pub async fn compact(tables: &[&TableConfig]) -> Result<String, String> {
+    let mut lines = String::new();
+    for table in tables {
+        let Some(opened) = open(table).await? else { continue };
+        let outcome = highwater::store::write::compact(&opened, highwater::store::write::CompactOptions::default())
+            .await
+            .map_err(|e| format!("table `{}`: {e}", table.name))?;
+        let _ = match outcome.committed {
+            Some(committed) => writeln!(
+                lines,
+                "{}: {} small files → {} ({} rows), version {}",
+                table.name, outcome.files_in, outcome.files_out, outcome.rows, committed.version
+            ),
+            None => writeln!(lines, "{}: nothing to compact", table.name),
+        };
+    }
+    Ok(lines)
+}

@@ -1,0 +1,505 @@
+//! Pipeline files: TOML describing tables, each loaded by one pattern. Every key is documented
+//! in `docs/pipeline.md`; unknown keys, missing fields, wrong types and options of another
+//! pattern are errors naming the file, line and key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// What went wrong with a pipeline file.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}: {message}")]
+pub struct ConfigError {
+    /// The file.
+    pub file: String,
+    /// The line (1-based).
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// A pipeline file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pipeline {
+    /// Settings of the pipeline.
+    #[serde(default)]
+    pub pipeline: PipelineSettings,
+    /// The tables.
+    #[serde(default)]
+    pub tables: Vec<toml::Spanned<TableConfig>>,
+}
+
+/// Settings of the whole pipeline.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSettings {
+    /// Tables run at once (default 4).
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+}
+
+impl Default for PipelineSettings {
+    fn default() -> Self {
+        PipelineSettings { concurrency: default_concurrency() }
+    }
+}
+
+fn default_concurrency() -> usize {
+    4
+}
+
+/// The four patterns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PatternName {
+    /// `highwater-timestamp`.
+    Timestamp,
+    /// `highwater-sequence`.
+    Sequence,
+    /// `highwater-cdc`.
+    Cdc,
+    /// `highwater-diff`.
+    Diff,
+}
+
+impl PatternName {
+    /// Its name in files and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PatternName::Timestamp => "timestamp",
+            PatternName::Sequence => "sequence",
+            PatternName::Cdc => "cdc",
+            PatternName::Diff => "diff",
+        }
+    }
+}
+
+/// A float tolerance of a diff column.
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToleranceConfig {
+    /// Absolute.
+    #[serde(default)]
+    pub absolute: f64,
+    /// Relative.
+    #[serde(default)]
+    pub relative: f64,
+}
+
+/// One table: where from, where to, which pattern, its options. Options of one pattern only
+/// are refused on a table of another (see `docs/pipeline.md`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs, reason = "every key is documented in docs/pipeline.md")]
+pub struct TableConfig {
+    pub name: String,
+    pub pattern: Option<PatternName>,
+    pub source: Option<String>,
+    #[serde(default)]
+    pub sources: Vec<String>,
+    pub target: Option<String>,
+    #[serde(default)]
+    pub key: Vec<String>,
+    // Shared by several patterns.
+    pub watermark_path: Option<String>,
+    pub initial_watermark: Option<toml::Value>,
+    pub mode: Option<String>,
+    pub end: Option<toml::Value>,
+    pub late_files: Option<String>,
+    pub rewritten_files: Option<String>,
+    pub null_cursors: Option<String>,
+    pub max_rows: Option<u64>,
+    pub batch_size: Option<usize>,
+    pub memory_budget_rows: Option<usize>,
+    pub schema_evolution: Option<String>,
+    pub codec: Option<String>,
+    pub rows_per_file: Option<u64>,
+    #[serde(default)]
+    pub partition_by: Vec<String>,
+    pub naive_timezone: Option<String>,
+    // timestamp
+    pub cursor: Option<String>,
+    pub lookback: Option<String>,
+    pub settle: Option<String>,
+    pub start: Option<String>,
+    pub replace: Option<bool>,
+    pub row_hash_identity: Option<bool>,
+    // sequence
+    pub column: Option<String>,
+    pub hold_on_gap: Option<String>,
+    // cdc
+    pub op_column: Option<String>,
+    pub sequence: Option<Vec<String>>,
+    pub insert: Option<Vec<String>>,
+    pub update: Option<Vec<String>>,
+    pub delete: Option<Vec<String>>,
+    pub truncate: Option<Vec<String>>,
+    pub case_insensitive: Option<bool>,
+    pub tie: Option<String>,
+    pub keep_sequence: Option<bool>,
+    pub tombstone_retention: Option<String>,
+    // diff
+    pub previous: Option<String>,
+    pub seed_snapshot: Option<String>,
+    #[serde(default)]
+    pub ignore_columns: Vec<String>,
+    #[serde(default)]
+    pub round: BTreeMap<String, i32>,
+    #[serde(default)]
+    pub truncate_timestamps: BTreeMap<String, String>,
+    #[serde(default)]
+    pub tolerance: BTreeMap<String, ToleranceConfig>,
+    pub changed_columns: Option<bool>,
+    pub output: Option<String>,
+    pub keep_index: Option<bool>,
+    pub baseline: Option<bool>,
+    pub allow_null_keys: Option<bool>,
+}
+
+/// Which keys each pattern takes (beyond name, pattern, source(s), target, key).
+fn allowed(pattern: PatternName) -> &'static [&'static str] {
+    const COMMON: [&str; 8] = [
+        "batch_size",
+        "codec",
+        "rows_per_file",
+        "partition_by",
+        "schema_evolution",
+        "naive_timezone",
+        "rewritten_files",
+        "memory_budget_rows",
+    ];
+    match pattern {
+        PatternName::Timestamp => &[
+            "batch_size",
+            "codec",
+            "rows_per_file",
+            "partition_by",
+            "schema_evolution",
+            "naive_timezone",
+            "rewritten_files",
+            "memory_budget_rows",
+            "watermark_path",
+            "initial_watermark",
+            "mode",
+            "end",
+            "late_files",
+            "null_cursors",
+            "max_rows",
+            "cursor",
+            "lookback",
+            "settle",
+            "start",
+            "replace",
+            "row_hash_identity",
+        ],
+        PatternName::Sequence => &[
+            "batch_size",
+            "codec",
+            "rows_per_file",
+            "partition_by",
+            "schema_evolution",
+            "naive_timezone",
+            "rewritten_files",
+            "memory_budget_rows",
+            "watermark_path",
+            "initial_watermark",
+            "mode",
+            "end",
+            "late_files",
+            "null_cursors",
+            "max_rows",
+            "column",
+            "hold_on_gap",
+        ],
+        PatternName::Cdc => &[
+            "batch_size",
+            "codec",
+            "rows_per_file",
+            "partition_by",
+            "schema_evolution",
+            "naive_timezone",
+            "rewritten_files",
+            "memory_budget_rows",
+            "watermark_path",
+            "initial_watermark",
+            "op_column",
+            "sequence",
+            "insert",
+            "update",
+            "delete",
+            "truncate",
+            "case_insensitive",
+            "tie",
+            "keep_sequence",
+            "tombstone_retention",
+        ],
+        PatternName::Diff => {
+            let _ = COMMON;
+            &[
+                "batch_size",
+                "codec",
+                "rows_per_file",
+                "partition_by",
+                "naive_timezone",
+                "memory_budget_rows",
+                "previous",
+                "seed_snapshot",
+                "ignore_columns",
+                "round",
+                "truncate_timestamps",
+                "tolerance",
+                "changed_columns",
+                "output",
+                "keep_index",
+                "baseline",
+                "allow_null_keys",
+            ]
+        }
+    }
+}
+
+/// A loaded pipeline: its tables with where they were written.
+#[derive(Debug)]
+pub struct LoadedPipeline {
+    /// The file.
+    pub path: PathBuf,
+    /// Its settings.
+    pub settings: PipelineSettings,
+    /// The tables, each with its first line.
+    pub tables: Vec<(usize, TableConfig)>,
+}
+
+/// Reads and checks a pipeline file.
+pub fn load(path: &Path) -> Result<LoadedPipeline, ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: file.clone(),
+        line: 0,
+        message: format!("cannot read: {e}"),
+    })?;
+    parse(&text, &file, path)
+}
+
+/// The 1-based line of byte offset `at` of `text`.
+fn line_of(text: &str, at: usize) -> usize {
+    text[..at.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
+}
+
+/// Parses a pipeline file's text.
+pub fn parse(text: &str, file: &str, path: &Path) -> Result<LoadedPipeline, ConfigError> {
+    let error = |line: usize, message: String| ConfigError { file: file.to_owned(), line, message };
+    let pipeline: Pipeline = toml::from_str(text).map_err(|e| {
+        let line = e.span().map_or(0, |span| line_of(text, span.start));
+        // The offending line itself names the key.
+        let source = text.lines().nth(line.saturating_sub(1)).map(str::trim).unwrap_or_default();
+        let message = e.message().trim_end();
+        error(line, if source.is_empty() { message.to_owned() } else { format!("`{source}`: {message}") })
+    })?;
+    let mut tables = Vec::new();
+    let mut names = BTreeMap::new();
+    // Each `[[tables]]` header's line: table i's keys lie between header i and the next header.
+    let lines: Vec<&str> = text.lines().collect();
+    let headers: Vec<usize> =
+        lines.iter().enumerate().filter(|(_, l)| l.trim_start().starts_with("[[tables]]")).map(|(i, _)| i).collect();
+    for (index, spanned) in pipeline.tables.into_iter().enumerate() {
+        let first = headers.get(index).copied().unwrap_or(0);
+        let last = lines
+            .iter()
+            .enumerate()
+            .skip(first + 1)
+            .find(|(_, l)| l.trim_start().starts_with('['))
+            .map_or(lines.len(), |(i, _)| i);
+        let table_line = first + 1;
+        let table = spanned.into_inner();
+        // The line of `key = ` within this table, for messages about one key.
+        let key_line = |key: &str| {
+            (first..last)
+                .find(|i| {
+                    let line = lines[*i].trim_start();
+                    line.starts_with(key) && line[key.len()..].trim_start().starts_with('=')
+                })
+                .map_or(table_line, |i| i + 1)
+        };
+        if table.name.is_empty() {
+            return Err(error(table_line, "a table needs a `name`".into()));
+        }
+        if let Some(previous) = names.insert(table.name.clone(), table_line) {
+            return Err(error(
+                table_line,
+                format!("table `{}` is defined twice (first at line {previous})", table.name),
+            ));
+        }
+        let Some(pattern) = table.pattern else {
+            return Err(error(
+                table_line,
+                format!("table `{}` needs `pattern` = timestamp, sequence, cdc or diff", table.name),
+            ));
+        };
+        if table.source.is_none() && table.sources.is_empty() {
+            return Err(error(table_line, format!("table `{}` needs a `source`", table.name)));
+        }
+        if table.target.is_none() {
+            return Err(error(table_line, format!("table `{}` needs a `target`", table.name)));
+        }
+        for key in present_keys(&table) {
+            if !allowed(pattern).contains(&key) {
+                return Err(error(
+                    key_line(key),
+                    format!("`{key}` is not an option of a {} table (table `{}`)", pattern.as_str(), table.name),
+                ));
+            }
+        }
+        for (key, value) in
+            [("lookback", &table.lookback), ("settle", &table.settle), ("hold_on_gap", &table.hold_on_gap)]
+        {
+            if let Some(value) = value {
+                parse_duration(value).map_err(|e| error(key_line(key), format!("`{key}`: {e}")))?;
+            }
+        }
+        if let Some(value) = &table.tombstone_retention {
+            if value != "forever" {
+                parse_duration(value)
+                    .map_err(|e| error(key_line("tombstone_retention"), format!("`tombstone_retention`: {e}")))?;
+            }
+        }
+        tables.push((table_line, table));
+    }
+    if pipeline.pipeline.concurrency == 0 {
+        return Err(error(1, "`concurrency` must be at least 1".into()));
+    }
+    Ok(LoadedPipeline { path: path.to_owned(), settings: pipeline.pipeline, tables })
+}
+
+/// The option keys a table sets (beyond the ones every table has).
+fn present_keys(table: &TableConfig) -> Vec<&'static str> {
+    let mut keys = Vec::new();
+    let mut mark = |set: bool, key: &'static str| {
+        if set {
+            keys.push(key);
+        }
+    };
+    mark(table.watermark_path.is_some(), "watermark_path");
+    mark(table.initial_watermark.is_some(), "initial_watermark");
+    mark(table.mode.is_some(), "mode");
+    mark(table.end.is_some(), "end");
+    mark(table.late_files.is_some(), "late_files");
+    mark(table.rewritten_files.is_some(), "rewritten_files");
+    mark(table.null_cursors.is_some(), "null_cursors");
+    mark(table.max_rows.is_some(), "max_rows");
+    mark(table.batch_size.is_some(), "batch_size");
+    mark(table.memory_budget_rows.is_some(), "memory_budget_rows");
+    mark(table.schema_evolution.is_some(), "schema_evolution");
+    mark(table.codec.is_some(), "codec");
+    mark(table.rows_per_file.is_some(), "rows_per_file");
+    mark(!table.partition_by.is_empty(), "partition_by");
+    mark(table.naive_timezone.is_some(), "naive_timezone");
+    mark(table.cursor.is_some(), "cursor");
+    mark(table.lookback.is_some(), "lookback");
+    mark(table.settle.is_some(), "settle");
+    mark(table.start.is_some(), "start");
+    mark(table.replace.is_some(), "replace");
+    mark(table.row_hash_identity.is_some(), "row_hash_identity");
+    mark(table.column.is_some(), "column");
+    mark(table.hold_on_gap.is_some(), "hold_on_gap");
+    mark(table.op_column.is_some(), "op_column");
+    mark(table.sequence.is_some(), "sequence");
+    mark(table.insert.is_some(), "insert");
+    mark(table.update.is_some(), "update");
+    mark(table.delete.is_some(), "delete");
+    mark(table.truncate.is_some(), "truncate");
+    mark(table.case_insensitive.is_some(), "case_insensitive");
+    mark(table.tie.is_some(), "tie");
+    mark(table.keep_sequence.is_some(), "keep_sequence");
+    mark(table.tombstone_retention.is_some(), "tombstone_retention");
+    mark(table.previous.is_some(), "previous");
+    mark(table.seed_snapshot.is_some(), "seed_snapshot");
+    mark(!table.ignore_columns.is_empty(), "ignore_columns");
+    mark(!table.round.is_empty(), "round");
+    mark(!table.truncate_timestamps.is_empty(), "truncate_timestamps");
+    mark(!table.tolerance.is_empty(), "tolerance");
+    mark(table.changed_columns.is_some(), "changed_columns");
+    mark(table.output.is_some(), "output");
+    mark(table.keep_index.is_some(), "keep_index");
+    mark(table.baseline.is_some(), "baseline");
+    mark(table.allow_null_keys.is_some(), "allow_null_keys");
+    keys
+}
+
+/// `30s`, `15m`, `2h`, `7d` (and combinations: `1h30m`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let mut total = 0u64;
+    let mut number = String::new();
+    let mut any = false;
+    for c in text.trim().chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return Err(format!("`{text}` is not a duration like 30s, 15m, 2h or 7d")),
+        };
+        let value: u64 = number.parse().map_err(|_| format!("`{text}` is not a duration like 30s, 15m, 2h or 7d"))?;
+        total += value * unit;
+        number.clear();
+        any = true;
+    }
+    if !number.is_empty() || !any {
+        return Err(format!("`{text}` is not a duration like 30s, 15m, 2h or 7d (a unit is needed)"));
+    }
+    Ok(Duration::from_secs(total))
+}
+
+/// The value of `initial_watermark` / `end` as text (numbers and strings both allowed).
+pub fn value_text(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_text(text: &str) -> Result<LoadedPipeline, ConfigError> {
+        parse(text, "p.toml", Path::new("p.toml"))
+    }
+
+    #[test]
+    fn errors_name_the_line_and_key() {
+        let unknown = parse_text(
+            "[[tables]]\nname = \"a\"\npattern = \"cdc\"\nsource = \"s\"\ntarget = \"t\"\nlookbak = \"1h\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(unknown.line, 6, "{unknown}");
+        assert!(unknown.message.contains("lookbak"), "{unknown}");
+        let wrong = parse_text(
+            "[[tables]]\nname = \"a\"\npattern = \"cdc\"\nsource = \"s\"\ntarget = \"t\"\nlookback = \"1h\"\n",
+        )
+        .unwrap_err();
+        assert_eq!((wrong.line, wrong.message.contains("not an option of a cdc table")), (6, true), "{wrong}");
+        let missing = parse_text("[[tables]]\nname = \"a\"\npattern = \"diff\"\nsource = \"s\"\n").unwrap_err();
+        assert!(missing.message.contains("target"), "{missing}");
+        let typed = parse_text(
+            "[[tables]]\nname = \"a\"\npattern = \"diff\"\nsource = \"s\"\ntarget = \"t\"\nbaseline = \"yes\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(typed.line, 6, "{typed}");
+        let duration = parse_text("[[tables]]\nname = \"a\"\npattern = \"timestamp\"\nsource = \"s\"\ntarget = \"t\"\n\nlookback = \"ten minutes\"\n").unwrap_err();
+        assert_eq!(duration.line, 7, "{duration}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(604_800));
+        assert!(parse_duration("10").is_err());
+    }
+}
