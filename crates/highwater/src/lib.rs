@@ -6,10 +6,10 @@
 //!
 //! | pattern | loads | crate (feature) |
 //! |---|---|---|
-//! | [timestamp](timestamp) | rows whose `modified_date` is past the watermark, boundary and lookback deduplicated | `highwater-timestamp` (`timestamp`) |
-//! | [sequence](sequence) | rows whose monotonic id is past the watermark, in order, gaps reported | `highwater-sequence` (`sequence`) |
-//! | [change data capture](cdc) | INSERT/UPDATE/DELETE events applied by key, latest wins, replay-safe | `highwater-cdc` (`cdc`) |
-//! | [snapshot diff](diff) | inserts, updates and deletes between two full snapshots | `highwater-diff` (`diff`) |
+//! | [`timestamp`] | rows whose `modified_date` is past the watermark, boundary and lookback deduplicated | `highwater-timestamp` (`timestamp`) |
+//! | [`sequence`] | rows whose monotonic id is past the watermark, in order, gaps reported | `highwater-sequence` (`sequence`) |
+//! | change data capture ([`cdc`]) | INSERT/UPDATE/DELETE events applied by key, latest wins, replay-safe | `highwater-cdc` (`cdc`) |
+//! | snapshot diff ([`diff`]) | inserts, updates and deletes between two full snapshots | `highwater-diff` (`diff`) |
 //!
 //! Underneath: [`core`] (hashing, watermarks, change sets: no I/O, builds for wasm32) and
 //! [`store`] (the table format on `object_store`: commit log, state, recovery, upkeep).
