@@ -26,7 +26,8 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use highwater_core::change::ChangeKind;
 use highwater_core::diff::{
-    DiffSpec, IndexMeta, SnapshotHasher, SnapshotIndex, bucket_bits, index::INDEX_FORMAT, sort_entries, split_entries,
+    DiffSpec, Hashed, IndexMeta, SnapshotHasher, SnapshotIndex, bucket_bits, index::INDEX_FORMAT, sort_entries,
+    split_entries,
 };
 use highwater_core::hash::HASH_SPEC_VERSION;
 use highwater_core::key::{FingerprintSet, KeyFingerprint, describe_row};
@@ -525,20 +526,52 @@ async fn read_old(
     let mut builder = OldBuilder::new(Arc::clone(key_schema), width, rows);
     let hasher = hasher.clone();
     let tolerant: Vec<String> = tolerance.iter().map(|(c, _)| c.clone()).collect();
-    let work = Arc::new(move |scanned: ScanBatch| -> Result<(RecordBatch, Vec<ArrayRef>)> {
-        let entries = hasher.entries(&scanned.batch)?;
+    let keep_column_hashes = width > 0;
+    // Hashing on the blocking threads; the table is filled here meanwhile.
+    let work = Arc::new(move |scanned: ScanBatch| -> Result<OldRows> {
+        let (fingerprints, hashes, column_hashes) = with_hashed(|hashed| {
+            hasher.hash_into(&scanned.batch, hashed)?;
+            let rows = &hashed.rows;
+            let column_hashes = keep_column_hashes.then(|| {
+                (0..rows.len())
+                    .flat_map(|r| (0..rows.num_columns()).map(move |c| (r, c)))
+                    .map(|(r, c)| rows.value_hash(r, c))
+                    .collect()
+            });
+            Ok((std::mem::take(&mut hashed.fingerprints), rows.rows().to_vec(), column_hashes))
+        })?;
         let values = tolerant.iter().filter_map(|c| scanned.batch.column_by_name(c).cloned()).collect();
-        Ok((entries, values))
+        Ok(OldRows { fingerprints, hashes, batch: scanned.batch, column_hashes, tolerant: values })
     });
     let mut batches = Box::pin(on_threads(scan, work));
-    while let Some(batch) = batches.next().await {
-        let (entries, values) = batch?;
-        builder.push(&entries, &values)?;
+    while let Some(rows) = batches.next().await {
+        let rows = rows?;
+        let keys = builder.key_batch(&rows.batch)?;
+        builder.push_rows(&rows.fingerprints, &rows.hashes, keys, rows.column_hashes.as_deref(), rows.tolerant);
     }
     match builder.finish(&spec.key)? {
         Ok(side) => Ok(side),
         Err((fingerprint, key)) => Err(duplicate(listing, spec, fingerprint, key, "older").await),
     }
+}
+
+thread_local! {
+    /// A hashing thread's buffers, reused batch after batch.
+    static HASHED: std::cell::RefCell<Hashed> =
+        std::cell::RefCell::new(Hashed { fingerprints: Vec::new(), rows: highwater_core::hash::RowHashes::default() });
+}
+
+fn with_hashed<T>(work: impl FnOnce(&mut Hashed) -> Result<T>) -> Result<T> {
+    HASHED.with(|cell| work(&mut cell.borrow_mut()))
+}
+
+/// One hashed batch of the older snapshot.
+struct OldRows {
+    fingerprints: Vec<KeyFingerprint>,
+    hashes: Vec<u128>,
+    batch: RecordBatch,
+    column_hashes: Option<Vec<u64>>,
+    tolerant: Vec<ArrayRef>,
 }
 
 /// The files of `listing` holding the key `fingerprint`, for a duplicate-key error.
@@ -692,8 +725,13 @@ struct Classifier {
 
 impl Classifier {
     fn classify(&self, scanned: &ScanBatch) -> Result<Classified> {
+        with_hashed(|hashed| self.classify_hashed(scanned, hashed))
+    }
+
+    fn classify_hashed(&self, scanned: &ScanBatch, hashed: &mut Hashed) -> Result<Classified> {
         let batch = &scanned.batch;
-        let hashed = self.hasher.hash(batch)?;
+        self.hasher.hash_into(batch, hashed)?;
+        let hashed = &*hashed;
         let tolerant: Vec<Option<arrow_array::Float64Array>> = self
             .tolerance
             .iter()
@@ -710,9 +748,11 @@ impl Classifier {
         let mut changed: Vec<Vec<String>> = Vec::new();
         let mut unchanged = 0;
         let mut new_keys = Vec::new();
+        let mut found = Vec::new();
+        self.old.find_many(&hashed.fingerprints, &mut found);
         for row in 0..rows {
             let fingerprint = hashed.fingerprints[row];
-            let Some(key) = self.old.find(fingerprint) else {
+            let Some((key, old_hash)) = found[row] else {
                 new_keys.push((row, fingerprint));
                 insert[row] = true;
                 continue;
@@ -721,7 +761,7 @@ impl Classifier {
                 return Ok(self.duplicate(scanned, row, fingerprint));
             }
             let mut columns: Vec<String> = Vec::new();
-            let hash_differs = self.old.hash(key) != hashed.rows.rows()[row];
+            let hash_differs = old_hash != hashed.rows.rows()[row];
             if hash_differs && self.changed_columns {
                 if let Some(old) = self.old.column_hashes(key) {
                     columns.extend(

@@ -173,9 +173,17 @@ impl SnapshotHasher {
 
     /// Fingerprints and row hashes of `batch` (null keys are errors unless allowed).
     pub fn hash(&self, batch: &RecordBatch) -> Result<Hashed> {
+        let mut hashed = Hashed { fingerprints: Vec::new(), rows: RowHashes::default() };
+        self.hash_into(batch, &mut hashed)?;
+        Ok(hashed)
+    }
+
+    /// The same into `out`, reusing its buffers (a hashing thread keeps one).
+    pub fn hash_into(&self, batch: &RecordBatch, out: &mut Hashed) -> Result<()> {
         let prepared = self.prepare(batch)?;
         self.keys.check_nulls(batch)?;
-        Ok(Hashed { fingerprints: self.keys.fingerprints(batch)?, rows: self.rows.hash_batch(&prepared)? })
+        out.fingerprints = self.keys.fingerprints(batch)?;
+        self.rows.hash_batch_into(&prepared, &mut out.rows)
     }
 
     /// The entry columns every index has: fingerprint, row hash, [column hashes].

@@ -164,7 +164,7 @@ impl RowHasher {
         let width = self.columns.len();
         let stride = width * 8;
         out.rows.clear();
-        out.value_hashes.clear();
+        // Every position is written below: a buffer reused at the same size is not zeroed again.
         out.value_hashes.resize(rows * stride, 0);
         out.num_columns = width;
         let schema = batch.schema();
