@@ -812,7 +812,7 @@ impl Classifier {
                 updates = Some(with_changed_columns(&rows, &changed)?);
             }
         }
-        let entries = if self.keep_index { Some(self.hasher.entries_of(batch, &hashed)?) } else { None };
+        let entries = if self.keep_index { Some(self.hasher.entries_of(batch, hashed)?) } else { None };
         Ok(Classified {
             file: scanned.file.key.clone(),
             inserts: pick(insert)?,
