@@ -7,6 +7,11 @@ export HIGHWATER_ROOT
 # Python tools (the spec's reference implementation; later the S3 server) live in one venv.
 export HIGHWATER_VENV=${HIGHWATER_VENV:-$HIGHWATER_ROOT/.venv}
 CARGO_FUZZ_VERSION=0.13.2
+# Must equal the `wasm-bindgen` crate version pinned in Cargo.toml.
+WASM_BINDGEN_VERSION=0.2.130
+BINARYEN_VERSION=132.0.0
+# npm-installed tools (wasm-opt) live outside the clone's sources.
+export HIGHWATER_TOOLS=${HIGHWATER_TOOLS:-$HIGHWATER_ROOT/.tools}
 
 setup_rust() {
   rustup component add rustfmt clippy >/dev/null 2>&1 || true
@@ -28,10 +33,28 @@ setup_python() {
   "$HIGHWATER_VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$HIGHWATER_ROOT/scripts/requirements.txt"
 }
 
+# The wasm build: clang (zstd's C code for wasm32), the wasm-bindgen CLI of the crate's exact
+# version (without --locked: its lock file wants a crate this registry lacks), wasm-opt from npm
+# binaryen (Debian's is too old for wasm-bindgen 0.2.130's output).
+setup_wasm() {
+  if ! command -v clang >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang >/dev/null
+  fi
+  if ! wasm-bindgen --version 2>/dev/null | grep -q "$WASM_BINDGEN_VERSION"; then
+    cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+  fi
+  if [ ! -x "$HIGHWATER_TOOLS/node_modules/.bin/wasm-opt" ]; then
+    mkdir -p "$HIGHWATER_TOOLS"
+    npm install --prefix "$HIGHWATER_TOOLS" --silent --no-audit --no-fund "binaryen@$BINARYEN_VERSION"
+  fi
+  export WASM_OPT="$HIGHWATER_TOOLS/node_modules/.bin/wasm-opt"
+}
+
 setup_tests() {
   setup_rust
   setup_fuzz
   setup_python
+  setup_wasm
 }
 
 # `step NAME COMMAND...`: runs a command, prints how long it took, stops on failure.

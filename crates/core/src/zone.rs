@@ -153,7 +153,11 @@ impl fmt::Display for Zone {
         match self.kind {
             ZoneKind::Fixed(0) => f.write_str("UTC"),
             ZoneKind::Fixed(offset) => f.write_str(&format_offset(offset)),
+            #[cfg(feature = "chrono-tz")]
             ZoneKind::Named(tz) => write!(f, "{tz}"),
+            // Without `chrono-tz` arrow's `Tz` is an offset (names are refused when parsed).
+            #[cfg(not(feature = "chrono-tz"))]
+            ZoneKind::Named(tz) => write!(f, "{tz:?}"),
         }
     }
 }

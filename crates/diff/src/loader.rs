@@ -31,14 +31,7 @@ pub enum Output {
 }
 
 /// How close two floats must be to count as equal (mode (a): two explicit snapshots).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Tolerance {
-    /// Equal when `|a - b| <= absolute + relative * |b|` (datacompy's rule).
-    pub absolute: f64,
-    /// See `absolute`.
-    pub relative: f64,
-}
+pub use highwater_core::diff::Tolerance;
 
 /// Compares today's snapshot of a keyed table with the last one and emits inserts, updates and
 /// deletes.

@@ -14,8 +14,7 @@ use highwater_store::write::{ChangeOp, MergeOptions, MergeWriter, ParquetSink, S
 use crate::error::Result;
 use crate::loader::Output;
 
-/// The column listing an update's changed columns (with `changed_columns`).
-pub const CHANGED_COLUMNS_COLUMN: &str = "_changed_columns";
+pub use highwater_core::diff::CHANGED_COLUMNS_COLUMN;
 
 /// Writes the changes of a run.
 pub(crate) enum ChangeWriter {

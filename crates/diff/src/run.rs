@@ -18,7 +18,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use arrow_array::builder::{ListBuilder, StringBuilder};
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
@@ -41,7 +40,7 @@ use highwater_store::{FileTarget, RunSpec, Transaction};
 use crate::error::{Error, Result};
 use crate::loader::{DiffLoader, Output, Tolerance};
 use crate::old::{OldBuilder, OldSide};
-use crate::output::{CHANGED_COLUMNS_COLUMN, ChangeWriter};
+use crate::output::ChangeWriter;
 
 /// The state file of the snapshot index.
 pub const INDEX_STATE: &str = "snapshot-index";
@@ -837,30 +836,9 @@ impl Classifier {
     }
 }
 
+pub(crate) use highwater_core::diff::with_changed_columns;
+
 /// Whether two floats are equal within `tolerance` (null equals only null; NaN equals NaN).
 pub(crate) fn within(old: Option<f64>, new: Option<f64>, tolerance: &Tolerance) -> bool {
-    match (old, new) {
-        (None, None) => true,
-        (Some(a), Some(b)) if a.is_nan() || b.is_nan() => a.is_nan() && b.is_nan(),
-        (Some(a), Some(b)) if a.is_infinite() || b.is_infinite() => a.total_cmp(&b).is_eq(),
-        (Some(a), Some(b)) => (a - b).abs() <= tolerance.absolute + tolerance.relative * b.abs(),
-        _ => false,
-    }
-}
-
-pub(crate) fn with_changed_columns(rows: &RecordBatch, changed: &[Vec<String>]) -> Result<RecordBatch> {
-    let mut builder =
-        ListBuilder::new(StringBuilder::new()).with_field(Arc::new(Field::new("item", DataType::Utf8, false)));
-    for columns in changed {
-        for column in columns {
-            builder.values().append_value(column);
-        }
-        builder.append(true);
-    }
-    let mut fields: Vec<Field> = rows.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
-    let list: ArrayRef = Arc::new(builder.finish());
-    fields.push(Field::new(CHANGED_COLUMNS_COLUMN, list.data_type().clone(), false));
-    let mut columns = rows.columns().to_vec();
-    columns.push(list);
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+    tolerance.accepts(old, new)
 }

@@ -21,7 +21,9 @@
 //! - Applying the change set of (A, B) to A gives B (a property test checks it).
 
 pub mod index;
+mod memory;
 mod quantize;
+mod tolerance;
 
 use std::sync::Arc;
 
@@ -33,9 +35,10 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use serde::{Deserialize, Serialize};
 
 pub use index::{IndexMeta, SnapshotIndex, bucket_bits};
+pub use memory::{Compare, diff_against_index, diff_against_index_with, diff_snapshots, diff_snapshots_with};
 pub use quantize::Quantize;
+pub use tolerance::Tolerance;
 
-use crate::change::{ChangeKind, ChangeSet};
 use crate::error::{Error, Result};
 use crate::hash::{HashOptions, RowHasher, RowHashes};
 use crate::key::{KeyFingerprint, KeyHasher, KeyOptions, bucket_of, describe_row};
@@ -328,10 +331,22 @@ pub struct BucketDiff {
     pub deletes: Vec<u32>,
     /// Keys in both with equal row hashes.
     pub unchanged: u64,
+    /// `(old row, new row)` of those unchanged keys, from [`diff_sorted_keeping_same`] only.
+    pub same: Vec<(u32, u32)>,
 }
 
 /// Merge-joins two sorted entry batches (of the same bucket) by fingerprint.
 pub fn diff_sorted(old: &RecordBatch, new: &RecordBatch) -> Result<BucketDiff> {
+    merge_join(old, new, false)
+}
+
+/// [`diff_sorted`], also listing the row pairs of unchanged keys (to compare them otherwise,
+/// e.g. within a [`Tolerance`]).
+pub fn diff_sorted_keeping_same(old: &RecordBatch, new: &RecordBatch) -> Result<BucketDiff> {
+    merge_join(old, new, true)
+}
+
+fn merge_join(old: &RecordBatch, new: &RecordBatch, keep_same: bool) -> Result<BucketDiff> {
     let (old_keys, old_rows) = (values16(old.column(0).as_ref())?, values16(old.column(1).as_ref())?);
     let (new_keys, new_rows) = (values16(new.column(0).as_ref())?, values16(new.column(1).as_ref())?);
     let mut diff = BucketDiff::default();
@@ -341,6 +356,9 @@ pub fn diff_sorted(old: &RecordBatch, new: &RecordBatch) -> Result<BucketDiff> {
             (Some(a), Some(b)) if a == b => {
                 if old_rows[i] == new_rows[j] {
                     diff.unchanged += 1;
+                    if keep_same {
+                        diff.same.push((i as u32, j as u32));
+                    }
                 } else {
                     diff.updates.push((i as u32, j as u32));
                 }
@@ -387,6 +405,32 @@ pub fn changed_columns(
     )
 }
 
+/// The column listing an update's changed columns (with `changed_columns`).
+pub const CHANGED_COLUMNS_COLUMN: &str = "_changed_columns";
+
+/// The type of [`CHANGED_COLUMNS_COLUMN`]: a list of column names.
+pub fn changed_columns_type() -> DataType {
+    DataType::List(Arc::new(Field::new("item", DataType::Utf8, false)))
+}
+
+/// `rows` with [`CHANGED_COLUMNS_COLUMN`] appended: `changed[i]` for row `i`.
+pub fn with_changed_columns(rows: &RecordBatch, changed: &[Vec<String>]) -> Result<RecordBatch> {
+    let mut builder = arrow_array::builder::ListBuilder::new(arrow_array::builder::StringBuilder::new())
+        .with_field(Arc::new(Field::new("item", DataType::Utf8, false)));
+    for columns in changed {
+        for column in columns {
+            builder.values().append_value(column);
+        }
+        builder.append(true);
+    }
+    let mut fields: Vec<Field> = rows.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    let list: ArrayRef = Arc::new(builder.finish());
+    fields.push(Field::new(CHANGED_COLUMNS_COLUMN, list.data_type().clone(), false));
+    let mut columns = rows.columns().to_vec();
+    columns.push(list);
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+}
+
 /// Counts of a diff.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiffCounts {
@@ -404,68 +448,6 @@ pub struct DiffCounts {
     pub unchanged: u64,
 }
 
-/// Diffs a new snapshot held in memory against the index of the old one: the change set (full
-/// new rows for inserts and updates, key values for deletes) and the new snapshot's index.
-/// This is the whole diff for inputs that fit in memory (the wasm build); the native crate does
-/// the same bucket by bucket, spilling.
-pub fn diff_against_index(old: &SnapshotIndex, new: &[RecordBatch]) -> Result<(ChangeSet, DiffCounts, SnapshotIndex)> {
-    let hasher = SnapshotHasher::new(&old.meta.spec)?.with_families(&old.meta.families);
-    let new_index = SnapshotIndex::build_with(&hasher, new, true)?;
-    let mut changes = ChangeSet::new();
-    let mut counts =
-        DiffCounts { rows_before: old.meta.rows, rows_after: new_index.meta.rows, ..DiffCounts::default() };
-    let mut inserts: Vec<u64> = Vec::new();
-    let mut updates: Vec<u64> = Vec::new();
-    for (bucket, new_entries) in new_index.buckets.iter().enumerate() {
-        let old_entries = old.bucket(bucket, new_index.meta.bucket_bits)?;
-        let diff = diff_sorted(&old_entries, new_entries)?;
-        counts.unchanged += diff.unchanged;
-        let positions = new_entries
-            .column_by_name(index::POSITION_COLUMN)
-            .map(|c| c.as_primitive::<arrow_array::types::UInt64Type>().clone());
-        let position = |row: u32| positions.as_ref().map_or(0, |p| p.value(row as usize));
-        inserts.extend(diff.inserts.iter().map(|r| position(*r)));
-        updates.extend(diff.updates.iter().map(|(_, r)| position(*r)));
-        if !diff.deletes.is_empty() {
-            let rows = UInt32Array::from(diff.deletes.clone());
-            let keys: Vec<usize> = (0..old_entries.num_columns())
-                .filter(|i| old.meta.spec.key.contains(old_entries.schema().field(*i).name()))
-                .collect();
-            changes
-                .push(ChangeKind::Delete, arrow_select::take::take_record_batch(&old_entries.project(&keys)?, &rows)?);
-        }
-    }
-    counts.inserted = inserts.len() as u64;
-    counts.updated = updates.len() as u64;
-    counts.deleted = changes.batches(ChangeKind::Delete).iter().map(RecordBatch::num_rows).sum::<usize>() as u64;
-    for (kind, positions) in [(ChangeKind::Insert, inserts), (ChangeKind::Update, updates)] {
-        if let Some(batch) = gather(new, positions)? {
-            changes.push(kind, batch);
-        }
-    }
-    Ok((changes, counts, new_index.without_positions()?))
-}
-
-/// Diffs two snapshots held in memory (mode (a) for inputs that fit in memory).
-pub fn diff_snapshots(spec: &DiffSpec, old: &[RecordBatch], new: &[RecordBatch]) -> Result<(ChangeSet, DiffCounts)> {
-    let hasher = SnapshotHasher::new(spec)?;
-    let old_index = SnapshotIndex::build_with(&hasher, old, false)?;
-    let (changes, counts, _) = diff_against_index(&old_index, new)?;
-    Ok((changes, counts))
-}
-
-/// Rows of `batches` at `positions` (`batch << 32 | row`), in position order.
-fn gather(batches: &[RecordBatch], mut positions: Vec<u64>) -> Result<Option<RecordBatch>> {
-    if positions.is_empty() {
-        return Ok(None);
-    }
-    positions.sort_unstable();
-    let indices: Vec<(usize, usize)> =
-        positions.iter().map(|p| ((p >> 32) as usize, (p & 0xffff_ffff) as usize)).collect();
-    let refs: Vec<&RecordBatch> = batches.iter().collect();
-    Ok(Some(arrow_select::interleave::interleave_record_batch(&refs, &indices)?))
-}
-
 /// A builder of `FixedSizeBinary(16)` arrays (for callers assembling entries themselves).
 pub fn fixed16_builder(capacity: usize) -> FixedSizeBinaryBuilder {
     FixedSizeBinaryBuilder::with_capacity(capacity, 16)
@@ -476,6 +458,7 @@ mod tests {
     use arrow_array::{Float64Array, Int64Array, StringArray};
 
     use super::*;
+    use crate::change::{ChangeKind, ChangeSet};
 
     fn batch(ids: &[i64], a: &[Option<&str>], b: &[Option<&str>]) -> RecordBatch {
         RecordBatch::try_from_iter([
