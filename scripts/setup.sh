@@ -50,11 +50,19 @@ setup_wasm() {
   export WASM_OPT="$HIGHWATER_TOOLS/node_modules/.bin/wasm-opt"
 }
 
+# Headless Chromium and its driver, for the browser tests (Debian's packages).
+setup_browser() {
+  if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  fi
+}
+
 setup_tests() {
   setup_rust
   setup_fuzz
   setup_python
   setup_wasm
+  setup_browser
 }
 
 # `step NAME COMMAND...`: runs a command, prints how long it took, stops on failure.

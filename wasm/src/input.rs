@@ -76,24 +76,34 @@ pub fn decode(
     batch_size: usize,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Snapshot> {
-    let bad = |e: &dyn std::fmt::Display| Error::Input { input, detail: e.to_string() };
     let format = Format::detect(&bytes);
-    let (schema, batches) = match format {
-        Format::Parquet => {
-            let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| bad(&e))?;
-            let total = u64::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
-            let schema = Arc::clone(builder.schema());
-            let reader = builder.with_batch_size(batch_size).build().map_err(|e| bad(&e))?;
-            let mut batches = Vec::new();
-            let mut rows = 0;
-            for batch in reader {
-                let batch = batch.map_err(|e| bad(&e))?;
-                rows += batch.num_rows() as u64;
-                batches.push(batch);
-                progress(rows, total);
-            }
-            (schema, batches)
-        }
+    // A panic inside a decoder on a corrupt file becomes an error naming the input where panics
+    // unwind (native; the wasm build aborts instead, see the crate docs).
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        decode_format(input, format, bytes, csv_types, batch_size, progress)
+    }));
+    let (schema, batches) = decoded.unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(Error::Input { input, detail: format!("the {format:?} decoder panicked: {message}") })
+    })?;
+    Ok(Snapshot { format, schema, batches })
+}
+
+fn decode_format(
+    input: &'static str,
+    format: Format,
+    bytes: Bytes,
+    csv_types: Option<&BTreeMap<String, DataType>>,
+    batch_size: usize,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let bad = |e: &dyn std::fmt::Display| Error::Input { input, detail: e.to_string() };
+    Ok(match format {
+        Format::Parquet => parquet(bytes, batch_size, progress).map_err(|e| bad(&e))?,
         Format::ArrowFile => ipc_file(&bytes, progress).map_err(|e| bad(&e))?,
         Format::ArrowStream => ipc_stream(bytes, progress).map_err(|e| bad(&e))?,
         Format::Csv => {
@@ -105,8 +115,27 @@ pub fn decode(
             })?;
             csv(input, &bytes, types, batch_size, progress)?
         }
-    };
-    Ok(Snapshot { format, schema, batches })
+    })
+}
+
+fn parquet(
+    bytes: Bytes,
+    batch_size: usize,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(SchemaRef, Vec<RecordBatch>), parquet::errors::ParquetError> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
+    let total = u64::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
+    let schema = Arc::clone(builder.schema());
+    let reader = builder.with_batch_size(batch_size).build()?;
+    let mut batches = Vec::new();
+    let mut rows = 0;
+    for batch in reader {
+        let batch = batch?;
+        rows += batch.num_rows() as u64;
+        batches.push(batch);
+        progress(rows, total);
+    }
+    Ok((schema, batches))
 }
 
 /// The Arrow IPC file format, zero-copy: record batches are sliced out of the input.

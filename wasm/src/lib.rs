@@ -51,12 +51,14 @@
 #![deny(missing_docs)]
 
 mod error;
+mod export;
 mod input;
 mod options;
 mod run;
 pub mod wasm;
 
 pub use error::{Error, Result};
+pub use export::{ipc_to_csv, preview};
 pub use input::{ColumnInfo, Format, Inspection, Snapshot, decode, inspect};
 pub use options::{DiffOptions, IndexOptions, IpcFormat, OutputOptions, OutputShape};
 pub use run::{DiffOutput, Progress, diff, diff_against_index, snapshot_index};

@@ -59,6 +59,8 @@ pub struct OutputOptions {
     pub shape: OutputShape,
     /// Arrow IPC stream (the default, what `tableFromIPC` reads) or file format.
     pub ipc: IpcFormat,
+    /// Also return the first this-many changes as display strings (for a page's table).
+    pub preview: usize,
     /// Also return the current snapshot's index (default `false` for `diff`, `true` for
     /// `diffAgainstIndex`).
     pub index: Option<bool>,
@@ -132,7 +134,7 @@ impl IndexOptions {
 
 impl DiffOptions {
     /// The fields that say what to return; the others say how to compare.
-    const OUTPUT_FIELDS: [&str; 4] = ["tolerance", "output", "ipc", "index"];
+    const OUTPUT_FIELDS: [&str; 5] = ["tolerance", "output", "ipc", "index", "preview"];
 
     /// Parses options from JSON (what the JavaScript object stringifies to).
     pub fn from_json(json: &str) -> Result<Self> {

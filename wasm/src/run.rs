@@ -61,6 +61,11 @@ pub struct DiffOutput {
     pub tables: Vec<(&'static str, Vec<u8>)>,
     /// The current snapshot's index, when asked for.
     pub index: Option<Vec<u8>>,
+    /// The first changes (inserts, then updates, then deletes) as display strings, when asked
+    /// for (`preview`).
+    pub preview: Vec<serde_json::Value>,
+    /// The columns of the preview rows, in table order (JSON objects do not keep an order).
+    pub preview_columns: Vec<String>,
 }
 
 impl DiffOutput {
@@ -290,16 +295,22 @@ fn finish(
     let total = counts.inserted + counts.updated + counts.deleted;
     progress(&Progress { stage: "write", done: 0, total });
     let ipc = options.output.ipc;
-    let tables = match options.output.shape {
-        OutputShape::Feed => {
-            let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
-            if changed_columns {
-                fields.push(Field::new(CHANGED_COLUMNS_COLUMN, changed_columns_type(), true));
-            }
-            let rows = Schema::new(fields);
-            let feed = conformed.to_feed(&rows)?;
-            vec![("changes", write_ipc(&ChangeSet::feed_schema(&rows), &feed, ipc)?)]
+    let feed_rows = {
+        let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        if changed_columns {
+            fields.push(Field::new(CHANGED_COLUMNS_COLUMN, changed_columns_type(), true));
         }
+        Schema::new(fields)
+    };
+    let feed = if feed || options.output.preview > 0 { conformed.to_feed(&feed_rows)? } else { Vec::new() };
+    let preview = crate::export::preview(&feed, options.output.preview)?;
+    let preview_columns = if options.output.preview > 0 {
+        ChangeSet::feed_schema(&feed_rows).fields().iter().map(|f| f.name().clone()).collect()
+    } else {
+        Vec::new()
+    };
+    let tables = match options.output.shape {
+        OutputShape::Feed => vec![("changes", write_ipc(&ChangeSet::feed_schema(&feed_rows), &feed, ipc)?)],
         OutputShape::Split => {
             let mut update_fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
             if changed_columns {
@@ -332,6 +343,8 @@ fn finish(
         formats: (None, Format::Csv),
         tables,
         index,
+        preview,
+        preview_columns,
     })
 }
 

@@ -49,6 +49,8 @@ export interface DiffOptions extends CompareOptions {
   ipc?: "stream" | "file";
   /** Return the current snapshot's index (default: false for diff, true against an index). */
   index?: boolean;
+  /** Return the first this-many changes as display strings in `preview`. */
+  preview?: number;
 }
 
 export interface DiffCounts {
@@ -83,6 +85,10 @@ export interface DiffResult {
   deletes?: Uint8Array;
   /** The current snapshot's index, when asked for. */
   index?: Uint8Array;
+  /** With `preview: n`: the first n changes, values as display strings, lists as arrays. */
+  preview?: Record<string, string | string[] | null>[];
+  /** The preview's columns in table order. */
+  previewColumns?: string[];
 }
 
 export interface Progress {
@@ -146,6 +152,12 @@ pub fn diff_against_index(
     result(&out)
 }
 
+/// An Arrow IPC table (a change set) as CSV bytes with a header line.
+#[wasm_bindgen(js_name = toCsv)]
+pub fn to_csv(ipc: &[u8]) -> Result<Vec<u8>, JsError> {
+    Ok(crate::export::ipc_to_csv(ipc)?)
+}
+
 /// The format, row count (when known) and columns of a snapshot, without diffing it.
 #[wasm_bindgen(js_name = inspect, unchecked_return_type = "Inspection")]
 pub fn inspect(bytes: Vec<u8>) -> Result<JsValue, JsError> {
@@ -185,6 +197,10 @@ struct Summary<'a> {
     changed_columns: &'a std::collections::BTreeMap<String, u64>,
     schema_changes: &'a [SchemaChange],
     formats: Formats,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    preview: &'a [serde_json::Value],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    preview_columns: &'a [String],
 }
 
 #[derive(Serialize)]
@@ -219,6 +235,8 @@ fn result(out: &DiffOutput) -> Result<JsValue, JsError> {
         changed_columns: &out.changed_columns,
         schema_changes: &out.schema_changes,
         formats: Formats { previous: out.formats.0, current: out.formats.1 },
+        preview: &out.preview,
+        preview_columns: &out.preview_columns,
     };
     let object: Object = parse(&serde_json::to_string(&summary)?)?.unchecked_into();
     let set = |name: &str, bytes: &[u8]| {

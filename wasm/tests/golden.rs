@@ -4,7 +4,7 @@
 //!
 //! `CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner cargo test -p
 //! highwater-wasm --target wasm32-unknown-unknown --features tz` (`tz`: some vectors name IANA
-//! zones).
+//! zones); with `WASM_BINDGEN_USE_BROWSER=1` the same tests run in headless Chromium.
 #![cfg(target_arch = "wasm32")]
 
 #[path = "../../crates/core/tests/golden/cases.rs"]

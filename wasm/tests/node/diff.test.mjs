@@ -119,3 +119,17 @@ test("errors are Errors with the native messages", () => {
   // The instance survives its errors.
   assert.deepEqual(hw.diff(good, good, KEY).counts.unchanged, 8);
 });
+
+test("preview rows and CSV export, timestamps shown as UTC instants", () => {
+  const result = hw.diff(fixture("previous.parquet"), fixture("current.snappy.parquet"), { ...KEY, preview: 3 });
+  assert.equal(result.preview.length, 3);
+  const inserted = result.preview.find((r) => r.region === "sa");
+  assert.deepEqual(inserted, {
+    region: "sa", id: "1", name: "hal", price: "9.0", active: null, updated: "2023-11-14T22:15:00Z",
+    _changed_columns: null, _change_type: "insert",
+  });
+  const csv = new TextDecoder().decode(hw.toCsv(result.changes)).split("\n");
+  assert.equal(csv[0], "region,id,name,price,active,updated,_changed_columns,_change_type");
+  assert.equal(csv.length, 9, "header, 7 changes, final newline");
+  assert.ok(csv.includes("us,3,ivy,1.0,false,2023-11-14T22:13:20Z,active|name,update"), csv.join("\n"));
+});
