@@ -67,6 +67,7 @@
 
 pub mod cdc;
 pub mod change;
+pub mod debezium;
 pub mod diff;
 mod error;
 pub mod hash;
