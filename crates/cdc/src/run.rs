@@ -136,23 +136,15 @@ pub(crate) async fn execute(loader: &CdcLoader, plan: bool) -> Result<LoadReport
     let mut transaction = if plan {
         None
     } else {
-        let transaction =
-            loader.target_place().begin(&output_schema, &loader.table_options, RunSpec::load(Pattern::Cdc)).await?;
-        let moved = match &snapshot {
-            Some(snapshot) => transaction.is_creating() || transaction.base().version != snapshot.version,
-            None => !transaction.is_creating(),
-        };
-        if moved {
-            // Someone committed since we read the state: start over on the new state.
-            let version = transaction.version();
-            transaction.abort().await?;
-            return Err(highwater_store::Error::Conflict {
-                version,
-                winner: "another run".into(),
-                run_id: "this run".into(),
-            }
-            .into());
-        }
+        let transaction = loader
+            .target_place()
+            .begin_at(
+                &output_schema,
+                &loader.table_options,
+                RunSpec::load(Pattern::Cdc),
+                snapshot.as_ref().map(|s| s.version),
+            )
+            .await?;
         Some(transaction)
     };
     if let Some(transaction) = &mut transaction {

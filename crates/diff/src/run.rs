@@ -197,22 +197,15 @@ pub(crate) async fn execute(loader: &DiffLoader, plan: bool) -> Result<LoadRepor
     let mut transaction = if plan {
         None
     } else {
-        let transaction =
-            loader.target_place().begin(&table_schema, &loader.table_options, RunSpec::load(Pattern::Diff)).await?;
-        let moved = match &snapshot {
-            Some(snapshot) => transaction.is_creating() || transaction.base().version != snapshot.version,
-            None => !transaction.is_creating(),
-        };
-        if moved {
-            let version = transaction.version();
-            transaction.abort().await?;
-            return Err(highwater_store::Error::Conflict {
-                version,
-                winner: "another run".into(),
-                run_id: "this run".into(),
-            }
-            .into());
-        }
+        let transaction = loader
+            .target_place()
+            .begin_at(
+                &table_schema,
+                &loader.table_options,
+                RunSpec::load(Pattern::Diff),
+                snapshot.as_ref().map(|s| s.version),
+            )
+            .await?;
         Some(transaction)
     };
     let mut writer = match &mut transaction {

@@ -180,27 +180,17 @@ pub(crate) async fn execute(loader: &SequenceLoader, plan: bool) -> Result<LoadR
         let output_schema = reconcile(&base_schema, &scanned_schema, loader.schema_evolution, "the source")?;
         let mut transaction = loader
             .target_place()
-            .begin(&output_schema, &loader.table_options, RunSpec::load(Pattern::Sequence))
+            .begin_at(
+                &output_schema,
+                &loader.table_options,
+                RunSpec::load(Pattern::Sequence),
+                snapshot.as_ref().map(|s| s.version),
+            )
             .await?;
-        let moved = match &snapshot {
-            Some(snapshot) => transaction.is_creating() || transaction.base().version != snapshot.version,
-            None => !transaction.is_creating(),
-        };
-        if moved {
-            // Someone committed since we read the state: start over on the new state.
-            let version = transaction.version();
-            transaction.abort().await?;
-            return Err(highwater_store::Error::Conflict {
-                version,
-                winner: "another run".into(),
-                run_id: "this run".into(),
-            }
-            .into());
-        }
         if output_schema.as_ref() != transaction.base().schema.as_ref() {
             transaction.set_schema(Arc::clone(&output_schema));
         }
-        report.run_id = transaction.run_id().to_owned();
+        transaction.run_id().clone_into(&mut report.run_id);
         (Some(transaction), output_schema)
     };
     let mut sink = match (&transaction, loader.mode) {

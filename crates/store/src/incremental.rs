@@ -337,6 +337,29 @@ impl Place {
         }
     }
 
+    /// [`Place::begin`] for a run that planned on the table as it was at `read` (`None`: there
+    /// was no table). If another run committed since, this transaction is aborted and the error
+    /// is a [`Error::Conflict`]: the caller starts over on the new state.
+    pub async fn begin_at(
+        &self,
+        schema: &arrow_schema::Schema,
+        options: &crate::TableOptions,
+        spec: crate::RunSpec,
+        read: Option<u64>,
+    ) -> Result<crate::Transaction> {
+        let transaction = self.begin(schema, options, spec).await?;
+        let moved = match read {
+            Some(version) => transaction.is_creating() || transaction.base().version != version,
+            None => !transaction.is_creating(),
+        };
+        if moved {
+            let version = transaction.version();
+            transaction.abort().await?;
+            return Err(Error::Conflict { version, winner: "another run".into(), run_id: "this run".into() });
+        }
+        Ok(transaction)
+    }
+
     /// A run on the table here; when there is no table yet, a run whose commit creates it with
     /// `schema` (so a failed first run leaves nothing behind).
     pub async fn begin(
