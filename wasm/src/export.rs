@@ -1,8 +1,6 @@
 //! Change sets for people: the first rows as display strings (a page's table) and a whole
 //! Arrow IPC table as CSV (a download).
 
-use std::io::Cursor;
-
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, RecordBatch};
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
@@ -10,6 +8,7 @@ use arrow_schema::DataType;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::input::Format;
 
 /// Up to `limit` rows of `batches` as objects of display strings (null stays null; a list, such
 /// as `_changed_columns`, becomes an array of strings).
@@ -42,25 +41,18 @@ pub fn preview(batches: &[RecordBatch], limit: usize) -> Result<Vec<Value>> {
     Ok(rows)
 }
 
-/// An Arrow IPC table (stream or file) as CSV with a header line; lists are joined with `|`.
-pub fn ipc_to_csv(bytes: &[u8]) -> Result<Vec<u8>> {
+/// An Arrow IPC table (stream or file) as CSV with a header line (also when it has no rows);
+/// lists are joined with `|`.
+pub fn ipc_to_csv(bytes: Vec<u8>) -> Result<Vec<u8>> {
     let bad = |e: &dyn std::fmt::Display| Error::Input { input: "table", detail: e.to_string() };
-    let batches: Vec<RecordBatch> = if bytes.starts_with(b"ARROW1") {
-        arrow_ipc::reader::FileReader::try_new(Cursor::new(bytes), None)
-            .map_err(|e| bad(&e))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| bad(&e))?
-    } else {
-        let reader = arrow_ipc::reader::StreamReader::try_new(Cursor::new(bytes), None).map_err(|e| bad(&e))?;
-        let schema = reader.schema();
-        let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().map_err(|e| bad(&e))?;
-        if batches.is_empty() {
-            return Ok(header(&schema));
-        }
-        batches
-    };
-    let Some(first) = batches.first() else { return Ok(Vec::new()) };
-    let mut out = header(&first.schema());
+    // The same zero-copy IPC readers as the inputs.
+    let bytes = bytes::Bytes::from(bytes);
+    let (schema, batches) = match Format::detect(&bytes) {
+        Format::ArrowFile => crate::input::ipc_file(&bytes, &mut |_, _| {}),
+        _ => crate::input::ipc_stream(bytes, &mut |_, _| {}),
+    }
+    .map_err(|e| bad(&e))?;
+    let mut out = header(&schema);
     let options = FormatOptions::default();
     for batch in &batches {
         let (batch, utc) = displayable(batch)?;
@@ -99,7 +91,7 @@ fn displayable(batch: &RecordBatch) -> Result<(RecordBatch, Vec<bool>)> {
             DataType::Timestamp(_, Some(zone)) => zone.parse::<arrow_array::timezone::Tz>().is_err(),
             _ => false,
         };
-        let column = if unresolvable { without_zone(column) } else { std::sync::Arc::clone(column) };
+        let column = if unresolvable { crate::input::with_zone(column, None)? } else { std::sync::Arc::clone(column) };
         fields.push(field.as_ref().clone().with_data_type(column.data_type().clone()));
         columns.push(column);
         utc.push(unresolvable);
@@ -115,31 +107,6 @@ fn formatters<'a>(batch: &'a RecordBatch, options: &'a FormatOptions<'a>) -> Res
 fn show(formatter: &ArrayFormatter<'_>, utc: bool, row: usize) -> String {
     let text = formatter.value(row).to_string();
     if utc { text + "Z" } else { text }
-}
-
-fn without_zone(column: &arrow_array::ArrayRef) -> arrow_array::ArrayRef {
-    use std::sync::Arc;
-
-    use arrow_array::types::{
-        TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
-    };
-    use arrow_schema::TimeUnit;
-    let none: Option<String> = None;
-    match column.data_type() {
-        DataType::Timestamp(TimeUnit::Second, _) => {
-            Arc::new(column.as_primitive::<TimestampSecondType>().clone().with_timezone_opt(none))
-        }
-        DataType::Timestamp(TimeUnit::Millisecond, _) => {
-            Arc::new(column.as_primitive::<TimestampMillisecondType>().clone().with_timezone_opt(none))
-        }
-        DataType::Timestamp(TimeUnit::Microsecond, _) => {
-            Arc::new(column.as_primitive::<TimestampMicrosecondType>().clone().with_timezone_opt(none))
-        }
-        DataType::Timestamp(TimeUnit::Nanosecond, _) => {
-            Arc::new(column.as_primitive::<TimestampNanosecondType>().clone().with_timezone_opt(none))
-        }
-        _ => Arc::clone(column),
-    }
 }
 
 /// The strings of a list-of-strings cell (`_changed_columns`).
@@ -185,7 +152,10 @@ mod tests {
             writer.write(&batch).unwrap();
             writer.finish().unwrap();
         }
-        assert_eq!(String::from_utf8(ipc_to_csv(&bytes).unwrap()).unwrap(), "id,name\n1,\"a,\"\"b\"\"\"\n2,\n");
+        assert_eq!(String::from_utf8(ipc_to_csv(bytes.clone()).unwrap()).unwrap(), "id,name\n1,\"a,\"\"b\"\"\"\n2,\n");
+        let mut empty = Vec::new();
+        arrow_ipc::writer::FileWriter::try_new(&mut empty, &batch.schema()).unwrap().finish().unwrap();
+        assert_eq!(String::from_utf8(ipc_to_csv(empty).unwrap()).unwrap(), "id,name\n", "no rows, still a header");
         let rows = preview(&[batch], 1).unwrap();
         assert_eq!(rows, [serde_json::json!({"id": "1", "name": "a,\"b\""})]);
     }

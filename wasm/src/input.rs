@@ -139,7 +139,10 @@ fn parquet(
 }
 
 /// The Arrow IPC file format, zero-copy: record batches are sliced out of the input.
-fn ipc_file(bytes: &Bytes, progress: &mut dyn FnMut(u64, u64)) -> Result<(SchemaRef, Vec<RecordBatch>), ArrowError> {
+pub(crate) fn ipc_file(
+    bytes: &Bytes,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(SchemaRef, Vec<RecordBatch>), ArrowError> {
     let damaged = |detail: &str| ArrowError::IpcError(format!("not an Arrow IPC file: {detail}"));
     let buffer = arrow_buffer::Buffer::from(bytes.clone());
     if buffer.len() < 16 {
@@ -177,7 +180,10 @@ fn ipc_file(bytes: &Bytes, progress: &mut dyn FnMut(u64, u64)) -> Result<(Schema
 }
 
 /// The Arrow IPC stream format, zero-copy.
-fn ipc_stream(bytes: Bytes, progress: &mut dyn FnMut(u64, u64)) -> Result<(SchemaRef, Vec<RecordBatch>), ArrowError> {
+pub(crate) fn ipc_stream(
+    bytes: Bytes,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(SchemaRef, Vec<RecordBatch>), ArrowError> {
     let mut buffer = arrow_buffer::Buffer::from(bytes);
     let mut decoder = StreamDecoder::new();
     let mut batches = Vec::new();
@@ -233,18 +239,16 @@ fn csv(
     for batch in reader {
         let mut batch = batch.map_err(|e| bad(e.to_string()))?;
         if parse_schema != schema {
-            batch = RecordBatch::try_new(
-                Arc::clone(&schema),
-                batch
-                    .columns()
-                    .iter()
-                    .zip(schema.fields())
-                    .map(|(c, f)| match f.data_type() {
-                        DataType::Timestamp(_, Some(zone)) if is_utc(zone) => with_zone(c, zone),
-                        _ => Arc::clone(c),
-                    })
-                    .collect(),
-            )?;
+            let columns = batch
+                .columns()
+                .iter()
+                .zip(schema.fields())
+                .map(|(c, f)| match f.data_type() {
+                    DataType::Timestamp(_, Some(zone)) if is_utc(zone) => with_zone(c, Some(zone)),
+                    _ => Ok(Arc::clone(c)),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
         }
         rows += batch.num_rows() as u64;
         batches.push(batch);
@@ -269,29 +273,12 @@ fn is_utc(zone: &str) -> bool {
     matches!(zone, "UTC" | "utc" | "Z" | "Etc/UTC" | "GMT" | "+00:00" | "+0000" | "+00")
 }
 
-/// A zone-less timestamp column with `zone` attached (metadata only: values are UTC instants).
-#[cfg(feature = "csv")]
-fn with_zone(column: &arrow_array::ArrayRef, zone: &str) -> arrow_array::ArrayRef {
-    use arrow_array::cast::AsArray;
-    use arrow_array::types::{
-        TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
-    };
-    use arrow_schema::TimeUnit;
-    match column.data_type() {
-        DataType::Timestamp(TimeUnit::Second, _) => {
-            Arc::new(column.as_primitive::<TimestampSecondType>().clone().with_timezone(zone))
-        }
-        DataType::Timestamp(TimeUnit::Millisecond, _) => {
-            Arc::new(column.as_primitive::<TimestampMillisecondType>().clone().with_timezone(zone))
-        }
-        DataType::Timestamp(TimeUnit::Microsecond, _) => {
-            Arc::new(column.as_primitive::<TimestampMicrosecondType>().clone().with_timezone(zone))
-        }
-        DataType::Timestamp(TimeUnit::Nanosecond, _) => {
-            Arc::new(column.as_primitive::<TimestampNanosecondType>().clone().with_timezone(zone))
-        }
-        _ => Arc::clone(column),
-    }
+/// A timestamp column under another zone (`None`: zone-less). Metadata only: the instants, and
+/// the buffers, stay; other columns come back as they are.
+pub(crate) fn with_zone(column: &arrow_array::ArrayRef, zone: Option<&str>) -> Result<arrow_array::ArrayRef> {
+    let DataType::Timestamp(unit, _) = column.data_type() else { return Ok(Arc::clone(column)) };
+    let data = column.to_data().into_builder().data_type(DataType::Timestamp(*unit, zone.map(Into::into))).build()?;
+    Ok(arrow_array::make_array(data))
 }
 
 /// The column names of a CSV header.

@@ -154,7 +154,7 @@ pub fn diff_against_index(
 
 /// An Arrow IPC table (a change set) as CSV bytes with a header line.
 #[wasm_bindgen(js_name = toCsv)]
-pub fn to_csv(ipc: &[u8]) -> Result<Vec<u8>, JsError> {
+pub fn to_csv(ipc: Vec<u8>) -> Result<Vec<u8>, JsError> {
     Ok(crate::export::ipc_to_csv(ipc)?)
 }
 

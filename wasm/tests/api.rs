@@ -42,7 +42,7 @@ fn errors_are_js_errors_with_the_native_message() {
 
 #[wasm_bindgen_test]
 fn to_csv_and_inspect() {
-    let csv = highwater_wasm::wasm::to_csv(include_bytes!("fixtures/expected-diff.arrows")).unwrap();
+    let csv = highwater_wasm::wasm::to_csv(include_bytes!("fixtures/expected-diff.arrows").to_vec()).unwrap();
     let text = String::from_utf8(csv).unwrap();
     assert!(text.starts_with("region,id,name,price,active,updated,_changed_columns,_change_type\n"), "{text}");
     assert_eq!(text.lines().count(), 8);

@@ -63,15 +63,22 @@ fn every_change_event_fixture_decodes() {
     assert!(error.to_string().contains("no `op`"), "{error}");
 }
 
-/// The winning operation per key after applying `files` in the given order.
-fn apply(files: &[&str], key: &str) -> Vec<EventOp> {
-    let events = decode_envelopes(&read(files), "sequence", &DebeziumOptions::default()).unwrap();
+/// The winning operation per key (sorted) after applying the envelopes of `bytes` in order.
+fn winners(bytes: &[u8], key: &str, name: &str) -> Vec<EventOp> {
+    let events = decode_envelopes(bytes, name, &DebeziumOptions::default()).unwrap();
     let spec = events.spec(&[key]);
-    let origin = EventOrigin { source: "sequence", first_row: 0 };
+    let origin = EventOrigin { source: name, first_row: 0 };
     let decoded = decode_events(&events.batch, 0, &spec, &events.data_columns(), origin).unwrap();
     let state: HashMap<KeyFingerprint, KeyState> = HashMap::new();
     let reduction = reduce(decoded, &state, None, TiePolicy::Error, &|e| format!("{e:?}")).unwrap();
-    reduction.winners.values().map(|e| e.op).collect()
+    let mut ops: Vec<EventOp> = reduction.winners.values().map(|e| e.op).collect();
+    ops.sort_by_key(|op| format!("{op:?}"));
+    ops
+}
+
+/// The same for fixture files, in the given order.
+fn apply(files: &[&str], key: &str) -> Vec<EventOp> {
+    winners(&read(files), key, "sequence")
 }
 
 #[test]
@@ -127,18 +134,7 @@ fn a_primary_key_change_applies_as_delete_then_create() {
         }
         let key = records[0]["key"].as_object().unwrap().keys().next().unwrap().clone();
         let new_key = records[0]["headers"]["__debezium.newkey"].as_object().unwrap()[&key].clone();
-        let expected = |lines: &[String]| {
-            let bytes = lines.join("\n").into_bytes();
-            let events = decode_envelopes(&bytes, name, &DebeziumOptions::default()).unwrap();
-            let spec = events.spec(&[key.as_str()]);
-            let origin = EventOrigin { source: name, first_row: 0 };
-            let decoded = decode_events(&events.batch, 0, &spec, &events.data_columns(), origin).unwrap();
-            let state: HashMap<KeyFingerprint, KeyState> = HashMap::new();
-            let reduction = reduce(decoded, &state, None, TiePolicy::Error, &|e| format!("{e:?}")).unwrap();
-            let mut ops: Vec<EventOp> = reduction.winners.values().map(|e| e.op).collect();
-            ops.sort_by_key(|op| format!("{op:?}"));
-            ops
-        };
+        let expected = |lines: &[String]| winners(lines.join("\n").as_bytes(), &key, name);
         assert_eq!(expected(&lines), [EventOp::Delete, EventOp::Insert], "{name} (new key {new_key})");
         lines.reverse();
         assert_eq!(expected(&lines), [EventOp::Delete, EventOp::Insert], "{name}, reversed");
