@@ -32,6 +32,7 @@
 mod bucket;
 mod error;
 mod events;
+mod history;
 mod loader;
 mod run;
 mod seed;
@@ -39,6 +40,8 @@ mod state;
 
 pub use error::{Error, Result};
 pub use highwater_core::cdc::{EventOp, TiePolicy};
+pub use highwater_core::scd2::HardDeletes;
 pub use highwater_store::incremental::RewrittenFiles;
+pub use history::{Scd2, ValidTime};
 pub use loader::CdcLoader;
 pub use seed::process_cdc;

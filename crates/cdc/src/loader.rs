@@ -11,6 +11,7 @@ use highwater_store::source::SourceOptions;
 use highwater_store::write::{SchemaEvolution, SinkOptions};
 
 use crate::error::{Error, Result};
+use crate::history::Scd2;
 
 /// Applies change events (an operation column and a sequence) to a keyed target table.
 ///
@@ -35,6 +36,7 @@ pub struct CdcLoader {
     pub(crate) table_name: String,
     pub(crate) spec: EventSpec,
     pub(crate) keep_sequence: bool,
+    pub(crate) scd2: Option<Scd2>,
     pub(crate) tombstone_retention: Option<Duration>,
     pub(crate) rewritten_files: RewrittenFiles,
     pub(crate) initial_watermark: Option<String>,
@@ -62,6 +64,7 @@ impl CdcLoader {
             table_name,
             spec: EventSpec::default(),
             keep_sequence: false,
+            scd2: None,
             tombstone_retention: Some(Duration::from_secs(7 * 24 * 3600)),
             rewritten_files: RewrittenFiles::Reload,
             initial_watermark: None,
@@ -156,6 +159,16 @@ impl CdcLoader {
     #[must_use]
     pub fn keep_sequence(mut self, yes: bool) -> Self {
         self.keep_sequence = yes;
+        self
+    }
+
+    /// Keep history: an SCD type 2 target, one row per version of a key with its validity
+    /// (default: SCD type 1, the latest row per key). The sequence columns stay in the target
+    /// (each version keeps its opening event's); late events are spliced into the history at
+    /// their place. The choice is the table's: a table cannot change type.
+    #[must_use]
+    pub fn scd2(mut self, history: Scd2) -> Self {
+        self.scd2 = Some(history);
         self
     }
 
@@ -296,6 +309,15 @@ impl CdcLoader {
                 "`{}` cannot be both the operation and a sequence column",
                 spec.op_column
             )));
+        }
+        if let Some(scd2) = &self.scd2 {
+            scd2.time_column(spec)?;
+            let names = [&scd2.valid_from, &scd2.valid_to, &scd2.is_current, &scd2.is_deleted];
+            if let Some(name) = names.iter().find(|n| spec.key.contains(n) || spec.sequence.contains(n)) {
+                return Err(Error::Config(format!(
+                    "`{name}` cannot be both a history column and a key or sequence column"
+                )));
+            }
         }
         if spec.insert.is_empty() && spec.update.is_empty() {
             return Err(Error::Config("no operation value means insert or update".into()));

@@ -60,8 +60,18 @@ pub(crate) async fn execute(loader: &CdcLoader, plan: bool) -> Result<LoadReport
     let own_watermark = snapshot.as_ref().and_then(|s| s.watermark.clone());
     let meta = match &snapshot {
         Some(snapshot) => StateMeta::from_properties(&snapshot.properties)?,
-        None => StateMeta::default(),
+        None => None,
     };
+    if let Some(meta) = &meta
+        && meta.history != loader.scd2.is_some()
+    {
+        let (is, asked) = if meta.history { ("SCD type 2", "type 1") } else { ("SCD type 1", "type 2") };
+        return Err(Error::Config(format!(
+            "the table at {} is an {is} table: a run cannot apply events to it as {asked}",
+            loader.target
+        )));
+    }
+    let meta = meta.unwrap_or_else(|| StateMeta { history: loader.scd2.is_some(), ..StateMeta::default() });
 
     let source = loader.source_place().source(&loader.sources[1..], loader.source_options.clone())?;
     let listing = source.list().await?;
@@ -120,12 +130,15 @@ pub(crate) async fn execute(loader: &CdcLoader, plan: bool) -> Result<LoadReport
     };
     let watermark_before = own_watermark.clone().or_else(|| imported.clone());
     report.watermark_before.clone_from(&watermark_before);
-    let target_columns: Vec<Field> = event_schema
-        .fields()
-        .iter()
-        .filter(|f| *f.name() != spec.op_column && (loader.keep_sequence || !spec.sequence.contains(f.name())))
-        .map(|f| f.as_ref().clone())
-        .collect();
+    let target_columns: Vec<Field> = match &loader.scd2 {
+        Some(scd2) => crate::history::output_schema(&event_schema, spec, scd2)?.0,
+        None => event_schema
+            .fields()
+            .iter()
+            .filter(|f| *f.name() != spec.op_column && (loader.keep_sequence || !spec.sequence.contains(f.name())))
+            .map(|f| f.as_ref().clone())
+            .collect(),
+    };
     let incoming = Schema::new(target_columns);
     let output_schema: SchemaRef = match &table_schema {
         Some(table) => reconcile(table, &incoming, loader.schema_evolution, "the events")?,
@@ -225,6 +238,7 @@ async fn apply(
     } else {
         0
     });
+    let scan_schema = Arc::clone(&scan.schema);
     let data_columns: Vec<String> = scan
         .schema
         .fields()
@@ -259,9 +273,17 @@ async fn apply(
         }
     }
     details.truncates = truncate_sequences.len() as u64;
+    if loader.scd2.is_some()
+        && let Some((_, description)) = events.truncates.first()
+    {
+        return Err(crate::history::refuse_truncate(description));
+    }
     let marker = [meta.truncated.clone(), truncate.clone()].into_iter().flatten().max();
 
-    let key = KeyHasher::new(&spec.key, &KeyOptions { allow_null_keys: false, hash: spec.hash.clone() })?;
+    let key = match &loader.scd2 {
+        Some(_) => crate::history::version_key(spec)?,
+        None => KeyHasher::new(&spec.key, &KeyOptions { allow_null_keys: false, hash: spec.hash.clone() })?,
+    };
     let mut merge = match transaction.as_ref() {
         Some(transaction) => {
             let options = MergeOptions { memory_budget_rows: budget, sink: loader.sink.clone(), version_column: None };
@@ -274,7 +296,7 @@ async fn apply(
     let empty = StateBucket::empty(state_schema(sequence_fields), zone);
     let reducer = Arc::new(Reducer {
         spec: spec.clone(),
-        data_columns,
+        data_columns: data_columns.clone(),
         imported: imported.cloned(),
         marker: marker.clone(),
         truncate: truncate.clone(),
@@ -283,7 +305,21 @@ async fn apply(
         files: events.files().to_vec(),
         plan: transaction.is_none(),
     });
-    let mut new_meta = StateMeta { bits, keys: vec![0; 1 << bits], truncated: marker.clone() };
+    let history = match &loader.scd2 {
+        Some(scd2) => Some(Arc::new(history_reducer(
+            loader,
+            scd2,
+            &scan_schema,
+            &data_columns,
+            output_schema,
+            imported,
+            events.files(),
+        )?)),
+        None => None,
+    };
+    let log_key = crate::history::log_key(spec)?;
+    let mut old_log: Option<(usize, Option<arrow_array::RecordBatch>)> = None;
+    let mut new_meta = StateMeta { bits, keys: vec![0; 1 << bits], truncated: marker.clone(), history: meta.history };
     let mut applied = Applied { keep: FingerprintSet::default(), highest: truncate.clone() };
     let mut old: Option<(usize, StateBucket)> = None;
     let mut in_flight: VecDeque<tokio::task::JoinHandle<Result<BucketOutcome>>> = VecDeque::new();
@@ -292,6 +328,36 @@ async fn apply(
         let touched = events.has_events(bucket) || truncate.is_some() || bits != meta.bits;
         if !touched {
             new_meta.keys[bucket] = meta.keys.get(old_index).copied().unwrap_or(0);
+            continue;
+        }
+        if let Some(history) = &history {
+            if old_log.as_ref().is_none_or(|(index, _)| *index != old_index) {
+                let name = crate::history::log_name(old_index);
+                let log = match snapshot.and_then(|s| s.state.get(&name)) {
+                    Some(reference) => {
+                        let bytes = match transaction.as_ref().map(Transaction::table) {
+                            Some(table) => table.read_state(reference).await?,
+                            None => read_state_without_run(loader, reference).await?,
+                        };
+                        crate::history::read_log(&bytes, &name)?
+                    }
+                    None => None,
+                };
+                old_log = Some((old_index, log));
+            }
+            let log = match old_log.as_ref().and_then(|(_, log)| log.as_ref()) {
+                Some(log) if bits != meta.bits => Some(crate::history::slice_log(log, &log_key, bucket, bits)?),
+                Some(log) => Some(log.clone()),
+                None => None,
+            };
+            let batches = events.take(bucket).await?;
+            let work = crate::history::HistoryWork { bucket, batches, log };
+            let history = Arc::clone(history);
+            in_flight.push_back(tokio::task::spawn_blocking(move || history.run(work)));
+            if in_flight.len() >= BUCKETS_IN_FLIGHT {
+                let outcome = joined(in_flight.pop_front()).await?;
+                applied.finish(outcome, merge.as_mut(), transaction.as_mut(), details, &mut new_meta).await?;
+            }
             continue;
         }
         if old.as_ref().is_none_or(|(index, _)| *index != old_index) {
@@ -393,7 +459,9 @@ impl Applied {
             details.deleted += counts.deleted;
         }
         if let Some(transaction) = transaction {
-            transaction.put_state(&bucket_name(outcome.bucket), outcome.state).await?;
+            let name =
+                if meta.history { crate::history::log_name(outcome.bucket) } else { bucket_name(outcome.bucket) };
+            transaction.put_state(&name, outcome.state).await?;
         }
         Ok(())
     }
@@ -459,4 +527,41 @@ async fn read_state_without_run(loader: &CdcLoader, reference: &highwater_store:
         detail: "the table disappeared during the plan".into(),
     })?;
     Ok(table.read_state(reference).await?)
+}
+
+/// The history reducer of an SCD type 2 run, its columns checked.
+fn history_reducer(
+    loader: &CdcLoader,
+    scd2: &crate::history::Scd2,
+    events: &Schema,
+    data_columns: &[String],
+    output: &SchemaRef,
+    imported: Option<&WatermarkValue>,
+    files: &[String],
+) -> Result<crate::history::HistoryReducer> {
+    let spec = &loader.spec;
+    let tracked = match &scd2.track_columns {
+        Some(columns) => {
+            if let Some(missing) = columns.iter().find(|c| !data_columns.contains(c)) {
+                return Err(Error::Config(format!(
+                    "the tracked column `{missing}` is not a data column of the events"
+                )));
+            }
+            columns.clone()
+        }
+        None => data_columns.to_vec(),
+    };
+    let (_, time) = crate::history::output_schema(events, spec, scd2)?;
+    Ok(crate::history::HistoryReducer {
+        spec: spec.clone(),
+        scd2: scd2.clone(),
+        data_columns: data_columns.to_vec(),
+        tracked,
+        log_schema: crate::history::log_schema(events),
+        output: Arc::clone(output),
+        time_column: scd2.time_column(spec)?.to_owned(),
+        open_end: scd2.open_end_value(&time)?,
+        imported: imported.cloned(),
+        files: files.to_vec(),
+    })
 }

@@ -50,12 +50,16 @@ pub(crate) struct StateMeta {
     /// The sequence of the latest applied table truncate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub truncated: Option<WatermarkValue>,
+    /// An SCD type 2 table: the buckets hold event logs (`history-NNNN`), their counts events.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub history: bool,
 }
 
 impl StateMeta {
-    pub(crate) fn from_properties(properties: &BTreeMap<String, serde_json::Value>) -> Result<Self> {
+    /// The state of the table's last commit; `None` before any CDC run.
+    pub(crate) fn from_properties(properties: &BTreeMap<String, serde_json::Value>) -> Result<Option<Self>> {
         match properties.get(META_PROPERTY) {
-            None => Ok(StateMeta::default()),
+            None => Ok(None),
             Some(value) => serde_json::from_value(value.clone())
                 .map_err(|e| Error::State { name: META_PROPERTY.into(), detail: e.to_string() }),
         }

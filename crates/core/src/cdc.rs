@@ -321,7 +321,7 @@ impl<S: std::hash::BuildHasher> KeyStates for HashMap<KeyFingerprint, KeyState, 
 }
 
 /// Two events of one key with the same sequence: the same event again, or which one wins.
-enum Tie {
+pub(crate) enum Tie {
     /// An exact replay: ignore the newcomer.
     Replay,
     /// The newcomer wins.
@@ -330,7 +330,7 @@ enum Tie {
     Incumbent,
 }
 
-fn tie(incumbent: (EventOp, u128), newcomer: (EventOp, u128), policy: TiePolicy) -> Option<Tie> {
+pub(crate) fn tie(incumbent: (EventOp, u128), newcomer: (EventOp, u128), policy: TiePolicy) -> Option<Tie> {
     let replay = incumbent.0 == newcomer.0
         && (incumbent.1 == newcomer.1 || matches!(incumbent.0, EventOp::Delete | EventOp::Truncate));
     if replay {

@@ -12,6 +12,7 @@
 //! | [`watermark`] | watermark values and kinds, total order, the seed's string form, windows, lookback |
 //! | [`interval`] | sets of loaded ranges (backfill refusal, sequence gaps) |
 //! | [`cdc`] | the pure reduction of change events: latest per key, replay-safe, tombstones, truncates |
+//! | [`scd2`] | SCD type 2 history of a key as a pure function of its events: late events spliced in |
 //! | [`diff`] | snapshot diff by key fingerprint and row hash; the snapshot index format |
 //! | [`change`] | `ChangeKind`, `ChangeSet` and the change-feed encoding |
 //! | [`report`] | `LoadReport`, shared by every pattern, the CLI and wasm |
@@ -74,6 +75,7 @@ pub mod hash;
 pub mod interval;
 pub mod key;
 pub mod report;
+pub mod scd2;
 pub mod watermark;
 pub mod zone;
 

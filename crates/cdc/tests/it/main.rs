@@ -5,6 +5,7 @@
 
 mod harness;
 mod properties;
+mod scd2;
 mod scenarios;
 
 use std::collections::BTreeMap;
