@@ -443,6 +443,13 @@ pub(crate) fn output_schema(events: &Schema, spec: &EventSpec, scd2: &Scd2) -> R
     Ok((fields, time))
 }
 
+/// The columns of `table` that events carry: without the history columns of an SCD type 2 table.
+pub(crate) fn row_schema(table: &Schema, scd2: Option<&Scd2>) -> Schema {
+    let Some(scd2) = scd2 else { return table.clone() };
+    let history = [&scd2.valid_from, &scd2.valid_to, &scd2.is_current, &scd2.is_deleted];
+    Schema::new(table.fields().iter().filter(|f| !history.contains(&f.name())).cloned().collect::<Vec<_>>())
+}
+
 /// The merge key of an SCD type 2 table: a version is its key and opening sequence.
 pub(crate) fn version_key(spec: &EventSpec) -> Result<KeyHasher> {
     let columns: Vec<&str> = spec.key.iter().chain(&spec.sequence).map(String::as_str).collect();

@@ -30,9 +30,11 @@
 #![deny(missing_docs, unsafe_code, rustdoc::broken_intra_doc_links)]
 
 mod bucket;
+mod debezium;
 mod error;
 mod events;
 mod history;
+mod input;
 mod loader;
 mod run;
 mod seed;
@@ -40,6 +42,7 @@ mod state;
 
 pub use error::{Error, Result};
 pub use highwater_core::cdc::{EventOp, TiePolicy};
+pub use highwater_core::debezium::{DebeziumOptions, SequenceSource};
 pub use highwater_core::scd2::HardDeletes;
 pub use highwater_store::incremental::RewrittenFiles;
 pub use history::{Scd2, ValidTime};

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use highwater_core::cdc::{EventSpec, TiePolicy};
+use highwater_core::debezium::{DebeziumOptions, OP_COLUMN, SequenceSource};
 use highwater_core::report::LoadReport;
 use highwater_store::TableOptions;
 use highwater_store::incremental::{Place, RewrittenFiles};
@@ -37,6 +38,7 @@ pub struct CdcLoader {
     pub(crate) spec: EventSpec,
     pub(crate) keep_sequence: bool,
     pub(crate) scd2: Option<Scd2>,
+    pub(crate) debezium: Option<DebeziumOptions>,
     pub(crate) tombstone_retention: Option<Duration>,
     pub(crate) rewritten_files: RewrittenFiles,
     pub(crate) initial_watermark: Option<String>,
@@ -65,6 +67,7 @@ impl CdcLoader {
             spec: EventSpec::default(),
             keep_sequence: false,
             scd2: None,
+            debezium: None,
             tombstone_retention: Some(Duration::from_secs(7 * 24 * 3600)),
             rewritten_files: RewrittenFiles::Reload,
             initial_watermark: None,
@@ -160,6 +163,47 @@ impl CdcLoader {
     pub fn keep_sequence(mut self, yes: bool) -> Self {
         self.keep_sequence = yes;
         self
+    }
+
+    /// Read Debezium change events instead of flat ones: JSON lines (`.json`, `.jsonl`,
+    /// `.ndjson`; with or without the `schema`/`payload` wrapper) and Parquet files of envelope
+    /// columns (`.parquet`). The operation comes from `op`, the sequence from the source position
+    /// (`options.sequence`: MySQL `(file, pos, row)`, PostgreSQL `(last commit LSN, LSN)`,
+    /// detected from `source.connector` by default), the row from `after` (`before` for
+    /// deletes); tombstone messages are skipped. Only [`CdcLoader::key`] needs setting.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), highwater_cdc::Error> {
+    /// use highwater_cdc::{CdcLoader, DebeziumOptions};
+    ///
+    /// let report = CdcLoader::new("s3://bucket/topics/dbserver1.inventory.customers", "s3://bucket/customers")
+    ///     .debezium(DebeziumOptions::default())
+    ///     .key(&["id"])
+    ///     .run()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn debezium(mut self, options: DebeziumOptions) -> Self {
+        self.spec.op_column = OP_COLUMN.into();
+        self.spec.insert = vec!["insert".into()];
+        self.spec.update = vec!["update".into()];
+        self.spec.delete = vec!["delete".into()];
+        self.spec.truncate = vec!["truncate".into()];
+        self.spec.case_insensitive = false;
+        self.spec.sequence = options.sequence.columns().iter().map(|c| (*c).to_owned()).collect();
+        if self.source_options.suffix.as_deref() == Some(".parquet") {
+            self.source_options.suffix = None;
+        }
+        self.debezium = Some(options);
+        self
+    }
+
+    /// This loader with the sequence columns of Debezium events of `sequence`.
+    pub(crate) fn with_sequence(&self, sequence: SequenceSource) -> Self {
+        let mut loader = self.clone();
+        loader.spec.sequence = sequence.columns().iter().map(|c| (*c).to_owned()).collect();
+        loader
     }
 
     /// Keep history: an SCD type 2 target, one row per version of a key with its validity
@@ -296,7 +340,7 @@ impl CdcLoader {
         if spec.key.is_empty() {
             return Err(Error::Config("the key needs at least one column".into()));
         }
-        if spec.sequence.is_empty() {
+        if spec.sequence.is_empty() && self.debezium.as_ref().is_none_or(|d| d.sequence != SequenceSource::Auto) {
             return Err(Error::Config("the sequence needs at least one column".into()));
         }
         if let Some(column) = spec.key.iter().find(|k| spec.sequence.contains(k) || **k == spec.op_column) {

@@ -34,6 +34,7 @@ use highwater_store::{RunSpec, Transaction};
 use crate::bucket::{BucketOutcome, BucketWork, Reducer};
 use crate::error::{Error, Result};
 use crate::events::Events;
+use crate::input::Input;
 use crate::loader::CdcLoader;
 use crate::state::{META_PROPERTY, StateBucket, StateMeta, bits_for, bits_for_keys, bucket_name, state_schema};
 
@@ -42,7 +43,6 @@ const BUCKETS_IN_FLIGHT: usize = 2;
 
 #[allow(clippy::too_many_lines, reason = "the run reads top to bottom as the pipeline drawn in the module docs")]
 pub(crate) async fn execute(loader: &CdcLoader, plan: bool) -> Result<LoadReport> {
-    let spec = &loader.spec;
     let mut report = LoadReport::new(&loader.table_name, "", PatternReport::Cdc(CdcReport::default()));
     report.planned = plan;
     let mut details = CdcReport::default();
@@ -105,8 +105,23 @@ pub(crate) async fn execute(loader: &CdcLoader, plan: bool) -> Result<LoadReport
         },
         ..ScanOptions::default()
     };
-    let scan = Scan::plan(&listing, &to_read, options).await?;
-    let event_schema = Arc::clone(&scan.schema);
+    // Debezium's sequence columns are known once the envelopes are decoded.
+    let adjusted;
+    let (loader, input) = match &loader.debezium {
+        Some(debezium) => {
+            let table = snapshot.as_ref().map(|s| crate::history::row_schema(&s.schema, loader.scd2.as_ref()));
+            let decoded =
+                crate::debezium::decode(&listing, &to_read, debezium, loader.memory_budget_rows, table.as_ref())
+                    .await?;
+            details.kafka_tombstones = decoded.tombstones;
+            report.bytes.read += decoded.bytes_read;
+            adjusted = loader.with_sequence(decoded.sequence);
+            (&adjusted, Input::Debezium(decoded))
+        }
+        None => (loader, Input::Flat(Scan::plan(&listing, &to_read, options).await?)),
+    };
+    let spec = &loader.spec;
+    let event_schema = input.schema();
     let table_schema = snapshot.as_ref().map(|s| Arc::clone(&s.schema)).filter(|s| !s.fields().is_empty());
     if to_read.is_empty() {
         // No new events: nothing to commit (files gone from the source stay in the ledger,
@@ -171,7 +186,7 @@ pub(crate) async fn execute(loader: &CdcLoader, plan: bool) -> Result<LoadReport
         &mut transaction,
         &meta,
         snapshot.as_ref(),
-        scan,
+        input,
         &output_schema,
         &sequence_fields,
         imported.as_ref(),
@@ -219,7 +234,7 @@ async fn apply(
     transaction: &mut Option<Transaction>,
     meta: &StateMeta,
     snapshot: Option<&highwater_store::Snapshot>,
-    scan: highwater_store::source::ScanPlan,
+    scan: Input,
     output_schema: &SchemaRef,
     sequence_fields: &[Field],
     imported: Option<&WatermarkValue>,
@@ -238,9 +253,8 @@ async fn apply(
     } else {
         0
     });
-    let scan_schema = Arc::clone(&scan.schema);
-    let data_columns: Vec<String> = scan
-        .schema
+    let scan_schema = scan.schema();
+    let data_columns: Vec<String> = scan_schema
         .fields()
         .iter()
         .map(|f| f.name().clone())
@@ -255,7 +269,9 @@ async fn apply(
     }
     report.phase("read", clock.elapsed());
     let clock = Instant::now();
-    add_scan_metrics(report, &metrics);
+    if let Some(metrics) = &metrics {
+        add_scan_metrics(report, metrics);
+    }
     details.events = events.count;
     report.rows.read = events.count;
 

@@ -171,11 +171,11 @@ pub struct SequenceReport {
 pub struct CdcReport {
     /// Change events read.
     pub events: u64,
-    /// Keys inserted.
+    /// Keys inserted (SCD type 2: versions opened).
     pub inserted: u64,
-    /// Keys updated.
+    /// Keys updated (SCD type 2: versions re-bounded or updated in place).
     pub updated: u64,
-    /// Keys deleted.
+    /// Keys deleted (SCD type 2: versions removed, when a late event merges them away).
     pub deleted: u64,
     /// Events older than the key's applied state, ignored.
     pub ignored_stale: u64,
@@ -189,6 +189,8 @@ pub struct CdcReport {
     pub purged: u64,
     /// Truncate events applied.
     pub truncates: u64,
+    /// Debezium tombstone messages (null values after a delete) skipped.
+    pub kafka_tombstones: u64,
 }
 
 /// A column that appeared, disappeared or changed type between two snapshots.

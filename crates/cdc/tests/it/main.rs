@@ -3,6 +3,7 @@
 
 #![allow(missing_docs, clippy::missing_panics_doc)]
 
+mod debezium;
 mod harness;
 mod properties;
 mod scd2;
