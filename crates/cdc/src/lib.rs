@@ -25,6 +25,15 @@
 //! - **Bounded memory**: events past `memory_budget_rows` are spilled by key bucket and applied
 //!   bucket by bucket; the merge writer spills its changes the same way.
 //!
+//!
+//! ## Sources and targets
+//! - Flat events (the seed's format: an operation column and a sequence), or Debezium change
+//!   events ([`CdcLoader::debezium`]): JSON lines with or without the schema wrapper, or Parquet
+//!   files of envelope columns; the source position is the sequence.
+//! - SCD type 1 (the latest row per key, default) or SCD type 2 ([`CdcLoader::scd2`]): every
+//!   version with `valid_from`/`valid_to`/`is_current`, tracked columns, deletes that close or
+//!   mark, and late events spliced into the history at their place.
+//!
 //! See `docs/cdc.md` for every option and how the `PySpark` seed's calls map here.
 
 #![deny(missing_docs, unsafe_code, rustdoc::broken_intra_doc_links)]

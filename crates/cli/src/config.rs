@@ -89,6 +89,21 @@ pub struct ToleranceConfig {
     pub relative: f64,
 }
 
+/// SCD type 2 history of a CDC table (`[tables.history]`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs, reason = "every key is documented in docs/pipeline.md")]
+pub struct HistoryConfig {
+    pub time_column: Option<String>,
+    pub track_columns: Option<Vec<String>>,
+    pub hard_deletes: Option<String>,
+    pub open_end: Option<String>,
+    pub valid_from: Option<String>,
+    pub valid_to: Option<String>,
+    pub is_current: Option<String>,
+    pub is_deleted: Option<String>,
+}
+
 /// One table: where from, where to, which pattern, its options. Options of one pattern only
 /// are refused on a table of another (see `docs/pipeline.md`).
 #[derive(Debug, Default, Deserialize)]
@@ -141,6 +156,11 @@ pub struct TableConfig {
     pub tie: Option<String>,
     pub keep_sequence: Option<bool>,
     pub tombstone_retention: Option<String>,
+    pub format: Option<String>,
+    pub debezium_sequence: Option<String>,
+    #[serde(default)]
+    pub column_types: BTreeMap<String, String>,
+    pub history: Option<HistoryConfig>,
     // diff
     pub previous: Option<String>,
     pub seed_snapshot: Option<String>,
@@ -159,72 +179,19 @@ pub struct TableConfig {
     pub allow_null_keys: Option<bool>,
 }
 
-/// Which keys each pattern takes (beyond name, pattern, source(s), target, key).
-fn allowed(pattern: PatternName) -> &'static [&'static str] {
-    const COMMON: [&str; 8] = [
-        "batch_size",
-        "codec",
-        "rows_per_file",
-        "partition_by",
-        "schema_evolution",
-        "naive_timezone",
-        "rewritten_files",
-        "memory_budget_rows",
-    ];
-    match pattern {
-        PatternName::Timestamp => &[
-            "batch_size",
-            "codec",
-            "rows_per_file",
-            "partition_by",
-            "schema_evolution",
-            "naive_timezone",
-            "rewritten_files",
-            "memory_budget_rows",
-            "watermark_path",
-            "initial_watermark",
-            "mode",
-            "end",
-            "late_files",
-            "null_cursors",
-            "max_rows",
-            "cursor",
-            "lookback",
-            "settle",
-            "start",
-            "replace",
-            "row_hash_identity",
-        ],
-        PatternName::Sequence => &[
-            "batch_size",
-            "codec",
-            "rows_per_file",
-            "partition_by",
-            "schema_evolution",
-            "naive_timezone",
-            "rewritten_files",
-            "memory_budget_rows",
-            "watermark_path",
-            "initial_watermark",
-            "mode",
-            "end",
-            "late_files",
-            "null_cursors",
-            "max_rows",
-            "column",
-            "hold_on_gap",
-        ],
+/// Whether a table of `pattern` takes `key` (beyond name, pattern, source(s), target, key).
+fn allowed(pattern: PatternName, key: &str) -> bool {
+    /// How rows are read and written.
+    const WRITING: [&str; 6] =
+        ["batch_size", "codec", "rows_per_file", "partition_by", "naive_timezone", "memory_budget_rows"];
+    /// Loads from a growing source (not the diff).
+    const LOADING: [&str; 4] = ["schema_evolution", "rewritten_files", "watermark_path", "initial_watermark"];
+    /// Timestamp and sequence loading.
+    const CURSOR: [&str; 5] = ["mode", "end", "late_files", "null_cursors", "max_rows"];
+    let own: &[&str] = match pattern {
+        PatternName::Timestamp => &["cursor", "lookback", "settle", "start", "replace", "row_hash_identity"],
+        PatternName::Sequence => &["column", "hold_on_gap"],
         PatternName::Cdc => &[
-            "batch_size",
-            "codec",
-            "rows_per_file",
-            "partition_by",
-            "schema_evolution",
-            "naive_timezone",
-            "rewritten_files",
-            "memory_budget_rows",
-            "watermark_path",
-            "initial_watermark",
             "op_column",
             "sequence",
             "insert",
@@ -235,30 +202,31 @@ fn allowed(pattern: PatternName) -> &'static [&'static str] {
             "tie",
             "keep_sequence",
             "tombstone_retention",
+            "format",
+            "debezium_sequence",
+            "column_types",
+            "history",
         ],
-        PatternName::Diff => {
-            let _ = COMMON;
-            &[
-                "batch_size",
-                "codec",
-                "rows_per_file",
-                "partition_by",
-                "naive_timezone",
-                "memory_budget_rows",
-                "previous",
-                "seed_snapshot",
-                "ignore_columns",
-                "round",
-                "truncate_timestamps",
-                "tolerance",
-                "changed_columns",
-                "output",
-                "keep_index",
-                "baseline",
-                "allow_null_keys",
-            ]
-        }
-    }
+        PatternName::Diff => &[
+            "previous",
+            "seed_snapshot",
+            "ignore_columns",
+            "round",
+            "truncate_timestamps",
+            "tolerance",
+            "changed_columns",
+            "output",
+            "keep_index",
+            "baseline",
+            "allow_null_keys",
+        ],
+    };
+    let shared = match pattern {
+        PatternName::Timestamp | PatternName::Sequence => [&WRITING[..], &LOADING[..], &CURSOR[..]].concat(),
+        PatternName::Cdc => [&WRITING[..], &LOADING[..]].concat(),
+        PatternName::Diff => WRITING.to_vec(),
+    };
+    own.contains(&key) || shared.contains(&key)
 }
 
 /// A loaded pipeline: its tables with where they were written.
@@ -345,7 +313,7 @@ pub fn parse(text: &str, file: &str, path: &Path) -> Result<LoadedPipeline, Conf
             return Err(error(table_line, format!("table `{}` needs a `target`", table.name)));
         }
         for key in present_keys(&table) {
-            if !allowed(pattern).contains(&key) {
+            if !allowed(pattern, key) {
                 return Err(error(
                     key_line(key),
                     format!("`{key}` is not an option of a {} table (table `{}`)", pattern.as_str(), table.name),

@@ -1,5 +1,6 @@
 //! Running a table of a pipeline: its config turned into the pattern's loader.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use highwater::LoadReport;
@@ -7,7 +8,7 @@ use highwater::store::TableOptions;
 use highwater::store::incremental::{LateFiles, NullCursors, OutputMode, RewrittenFiles};
 use highwater::store::write::{Codec, SchemaEvolution, SinkOptions};
 
-use crate::config::{PatternName, TableConfig, parse_duration, value_text};
+use crate::config::{HistoryConfig, PatternName, TableConfig, parse_duration, value_text};
 
 /// A string option as one of its values (the config was checked, so errors name the table).
 fn choice<T: serde::de::DeserializeOwned>(
@@ -22,6 +23,55 @@ fn choice<T: serde::de::DeserializeOwned>(
             })
         })
         .transpose()
+}
+
+/// The Debezium options of a `format = "debezium"` table.
+fn debezium_options(table: &TableConfig) -> Result<highwater::cdc::DebeziumOptions, String> {
+    use highwater::cdc::SequenceSource;
+    let sequence = match table.debezium_sequence.as_deref() {
+        None | Some("auto") => SequenceSource::Auto,
+        Some("mysql") => SequenceSource::MySql,
+        Some("postgres") => SequenceSource::Postgres,
+        Some("ts_ms") => SequenceSource::TsMs,
+        Some(other) => {
+            return Err(format!(
+                "table `{}`: `debezium_sequence` = \"{other}\" is not auto, mysql, postgres or ts_ms",
+                table.name
+            ));
+        }
+    };
+    let mut types = BTreeMap::new();
+    for (column, text) in &table.column_types {
+        let data_type: arrow_schema::DataType = text.parse().map_err(|e| {
+            format!("table `{}`: column_types.{column} = \"{text}\" is not an Arrow type ({e})", table.name)
+        })?;
+        types.insert(column.clone(), data_type);
+    }
+    Ok(highwater::cdc::DebeziumOptions { sequence, types })
+}
+
+/// The SCD type 2 settings of a `[tables.history]` section.
+fn scd2(table: &TableConfig, history: &HistoryConfig) -> Result<highwater::cdc::Scd2, String> {
+    use highwater::cdc::{HardDeletes, Scd2, ValidTime};
+    let defaults = Scd2::default();
+    let hard_deletes = match history.hard_deletes.as_deref() {
+        None | Some("close") => HardDeletes::Close,
+        Some("marker") => HardDeletes::Marker,
+        Some(other) => {
+            return Err(format!("table `{}`: history.hard_deletes = \"{other}\" is not close or marker", table.name));
+        }
+    };
+    let name = |value: &Option<String>, default: String| value.clone().unwrap_or(default);
+    Ok(Scd2 {
+        time: history.time_column.clone().map_or(ValidTime::Sequence, ValidTime::Column),
+        track_columns: history.track_columns.clone(),
+        hard_deletes,
+        open_end: history.open_end.clone(),
+        valid_from: name(&history.valid_from, defaults.valid_from),
+        valid_to: name(&history.valid_to, defaults.valid_to),
+        is_current: name(&history.is_current, defaults.is_current),
+        is_deleted: name(&history.is_deleted, defaults.is_deleted),
+    })
 }
 
 fn duration(value: Option<&String>) -> Option<Duration> {
@@ -195,8 +245,18 @@ pub async fn run_table(table: &TableConfig, plan: bool) -> Result<LoadReport, St
             for source in more {
                 loader = loader.also_source(source.clone());
             }
+            match table.format.as_deref() {
+                None | Some("flat") => {}
+                Some("debezium") => loader = loader.debezium(debezium_options(table)?),
+                Some(other) => {
+                    return Err(format!("table `{}`: `format` = \"{other}\" is not flat or debezium", table.name));
+                }
+            }
             if !table.key.is_empty() {
                 loader = loader.key(&keys(table));
+            }
+            if let Some(history) = &table.history {
+                loader = loader.scd2(scd2(table, history)?);
             }
             if let Some(column) = &table.op_column {
                 loader = loader.op_column(column.clone());

@@ -224,3 +224,63 @@ fn the_example_pipeline_parses() {
     let output = highwater(&["status", example.to_str().unwrap(), "--table", "nope"]);
     assert!(text(&output).contains("no table `nope`"), "{}", text(&output));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_debezium_topic_keeps_history_from_a_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let topic = dir.path().join("topic");
+    std::fs::create_dir_all(&topic).unwrap();
+    let envelope = |op: &str, id: i64, tier: &str, pos: i64, at: &str| {
+        let image = serde_json::json!({"id": id, "tier": tier, "updated_at": at});
+        let (before, after) =
+            if op == "d" { (image, serde_json::Value::Null) } else { (serde_json::Value::Null, image) };
+        let source = serde_json::json!({"connector": "mysql", "file": "bin.000001", "pos": pos, "row": 0});
+        serde_json::json!({"op": op, "before": before, "after": after, "source": source}).to_string()
+    };
+    let lines = [
+        envelope("c", 1, "gold", 10, "2026-01-01T00:00:00Z"),
+        envelope("u", 1, "platinum", 20, "2026-02-01T00:00:00Z"),
+        "null".to_owned(),
+    ];
+    std::fs::write(topic.join("part-0.json"), lines.join("\n")).unwrap();
+    let pipeline = dir.path().join("p.toml");
+    let target = dir.path().join("customers_history");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "[[tables]]\nname = \"customers\"\npattern = \"cdc\"\nsource = \"{}\"\ntarget = \"{}\"\nkey = [\"id\"]\n\
+             format = \"debezium\"\ncolumn_types = {{ updated_at = \"Timestamp(Microsecond, Some(\\\"UTC\\\"))\" }}\n\
+             [tables.history]\ntime_column = \"updated_at\"\nhard_deletes = \"marker\"\n",
+            topic.display(),
+            target.display()
+        ),
+    )
+    .unwrap();
+    let output = highwater(&["run", pipeline.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", text(&output));
+    // A late event (older binlog position) arrives after: spliced in between the two versions.
+    std::fs::write(topic.join("part-1.json"), envelope("u", 1, "silver", 15, "2026-01-15T00:00:00Z")).unwrap();
+    let output = highwater(&["run", pipeline.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", text(&output));
+
+    let table = Table::open(target.to_str().unwrap(), TableOptions::default()).await.unwrap();
+    let batch = table.read_all().await.unwrap();
+    let mut rows: Vec<String> = (0..batch.num_rows())
+        .map(|r| {
+            highwater::core::key::describe_row(
+                &batch,
+                r,
+                &["tier", "valid_from", "valid_to", "is_current", "is_deleted"],
+            )
+        })
+        .collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        [
+            "tier=gold, valid_from=2026-01-01T00:00:00Z, valid_to=2026-01-15T00:00:00Z, is_current=false, is_deleted=false",
+            "tier=platinum, valid_from=2026-02-01T00:00:00Z, valid_to=null, is_current=true, is_deleted=false",
+            "tier=silver, valid_from=2026-01-15T00:00:00Z, valid_to=2026-02-01T00:00:00Z, is_current=false, is_deleted=false",
+        ]
+    );
+}
