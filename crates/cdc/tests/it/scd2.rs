@@ -278,16 +278,17 @@ async fn crash_anywhere_in_an_scd2_run() {
     }
 }
 
-/// Events `(key, op, name)` (event `i` has sequence `i + 1`), each event's run, and whether
-/// deletes leave markers.
-type Arrivals = (Vec<(i64, &'static str, u8)>, Vec<usize>, bool);
+/// Events `(key, op, name)` (event `i` has sequence `i + 1`), each event's run, whether
+/// deletes leave markers, and each run's memory budget (small ones spill and split buckets).
+type Arrivals = (Vec<(i64, &'static str, u8)>, Vec<usize>, bool, Vec<usize>);
 
 /// Random events of a few keys, one sequence each, split into runs at random.
 fn arrivals() -> impl Strategy<Value = Arrivals> {
     let event = (0i64..4, prop_oneof![3 => Just("INSERT"), 4 => Just("UPDATE"), 2 => Just("DELETE")], 0u8..3);
     prop::collection::vec(event, 1..16).prop_flat_map(|events| {
         let n = events.len();
-        (Just(events), prop::collection::vec(0usize..3, n), any::<bool>())
+        let budget = prop_oneof![Just(1usize), Just(3), Just(1000)];
+        (Just(events), prop::collection::vec(0usize..3, n), any::<bool>(), prop::collection::vec(budget, 3))
     })
 }
 
@@ -297,7 +298,7 @@ proptest! {
     /// The history is the same for every arrival order: events split into runs at random (a
     /// later run may bring older events) give the history of one run with all of them.
     #[test]
-    fn every_arrival_order_gives_the_same_history((generated, run_of, marker) in arrivals()) {
+    fn every_arrival_order_gives_the_same_history((generated, run_of, marker, budgets) in arrivals()) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async {
             let names = ["n0", "n1", "n2"];
@@ -317,7 +318,7 @@ proptest! {
                     rows.iter().zip(&run_of).filter(|(_, r)| **r == run).map(|(row, _)| *row).collect();
                 if !part.is_empty() {
                     put(&split, &format!("run-{run}.parquet"), &part).await;
-                    loader(&split, scd2.clone()).run().await.unwrap();
+                    loader(&split, scd2.clone()).memory_budget_rows(budgets[run]).run().await.unwrap();
                 }
             }
             let expected = history(&once).await;
