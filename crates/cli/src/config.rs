@@ -333,6 +333,7 @@ pub fn parse(text: &str, file: &str, path: &Path) -> Result<LoadedPipeline, Conf
                     .map_err(|e| error(key_line("tombstone_retention"), format!("`tombstone_retention`: {e}")))?;
             }
         }
+        crate::pipeline::check_values(&table).map_err(|(key, message)| error(key_line(key), message))?;
         tables.push((table_line, table));
     }
     if pipeline.pipeline.concurrency == 0 {

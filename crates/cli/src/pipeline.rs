@@ -25,6 +25,34 @@ fn choice<T: serde::de::DeserializeOwned>(
         .transpose()
 }
 
+/// Checks the values of a table's choice options (`codec = "zstd"`, `tie = …`, the Debezium and
+/// history settings) when the file is loaded, so a typo is a configuration error with its line:
+/// the key at fault and the message.
+pub fn check_values(table: &TableConfig) -> Result<(), (&'static str, String)> {
+    let at = |key: &'static str| move |message: String| (key, message);
+    sink(table).map_err(at("codec"))?;
+    choice::<SchemaEvolution>(table, "schema_evolution", table.schema_evolution.as_ref())
+        .map_err(at("schema_evolution"))?;
+    choice::<RewrittenFiles>(table, "rewritten_files", table.rewritten_files.as_ref())
+        .map_err(at("rewritten_files"))?;
+    choice::<OutputMode>(table, "mode", table.mode.as_ref()).map_err(at("mode"))?;
+    choice::<LateFiles>(table, "late_files", table.late_files.as_ref()).map_err(at("late_files"))?;
+    choice::<NullCursors>(table, "null_cursors", table.null_cursors.as_ref()).map_err(at("null_cursors"))?;
+    choice::<highwater::cdc::TiePolicy>(table, "tie", table.tie.as_ref()).map_err(at("tie"))?;
+    choice::<highwater::diff::Output>(table, "output", table.output.as_ref()).map_err(at("output"))?;
+    match table.format.as_deref() {
+        None | Some("flat" | "debezium") => {}
+        Some(other) => {
+            return Err(("format", format!("table `{}`: `format` = \"{other}\" is not flat or debezium", table.name)));
+        }
+    }
+    debezium_options(table).map_err(at("debezium_sequence"))?;
+    if let Some(history) = &table.history {
+        scd2(table, history).map_err(at("history"))?;
+    }
+    Ok(())
+}
+
 /// The Debezium options of a `format = "debezium"` table.
 fn debezium_options(table: &TableConfig) -> Result<highwater::cdc::DebeziumOptions, String> {
     use highwater::cdc::SequenceSource;

@@ -68,6 +68,8 @@
 
 mod adopt;
 mod commit;
+#[cfg(feature = "crash-points")]
+pub mod crash_points;
 mod error;
 pub mod incremental;
 mod io;

@@ -24,6 +24,13 @@ static MEMORY_STORES: OnceLock<Mutex<HashMap<String, Arc<InMemory>>>> = OnceLock
 
 /// The store and the root path within it for a location.
 pub fn store_for(location: &str) -> Result<(Arc<dyn ObjectStore>, Path)> {
+    let (store, root) = open(location)?;
+    #[cfg(feature = "crash-points")]
+    let store = crate::crash_points::wrap(store);
+    Ok((store, root))
+}
+
+fn open(location: &str) -> Result<(Arc<dyn ObjectStore>, Path)> {
     let invalid = |reason: String| Error::InvalidLocation { location: location.to_owned(), reason };
     let url = match Url::parse(location) {
         Ok(url) if url.scheme().len() > 1 => url,

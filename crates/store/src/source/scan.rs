@@ -373,7 +373,7 @@ async fn produce(
         let first_row = planned.row_group_offsets[row_group] + within;
         within += batch.num_rows() as u64;
         metrics.rows_read.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
-        let batch = conform(&batch, &schema, &file)?;
+        let batch = conform(&batch, &schema, &file, first_row)?;
         if sender.send(Ok(ScanBatch { batch, file: Arc::clone(&file), row_group, first_row })).await.is_err() {
             // The consumer stopped listening.
             return Ok(());
@@ -383,8 +383,10 @@ async fn produce(
 }
 
 /// A decoded batch under the scan's schema: columns by name (string and binary layouts cast),
-/// partition values as constants, missing nullable columns as nulls.
-fn conform(batch: &RecordBatch, schema: &SchemaRef, file: &SourceFile) -> Result<RecordBatch> {
+/// partition values as constants, missing nullable columns as nulls. A null where the schema
+/// declares none is a schema mismatch naming the column and the file's row (`first_row`: the
+/// batch's first row in the file).
+fn conform(batch: &RecordBatch, schema: &SchemaRef, file: &SourceFile, first_row: u64) -> Result<RecordBatch> {
     let rows = batch.num_rows();
     let columns = schema
         .fields()
@@ -402,6 +404,20 @@ fn conform(batch: &RecordBatch, schema: &SchemaRef, file: &SourceFile) -> Result
             Ok(new_null_array(field.data_type(), rows))
         })
         .collect::<Result<Vec<_>>>()?;
+    for (field, column) in schema.fields().iter().zip(&columns) {
+        if !field.is_nullable() && column.null_count() > 0 {
+            let row = (0..column.len()).find(|&r| column.is_null(r)).unwrap_or(0) as u64;
+            return Err(Error::SchemaMismatch {
+                file: file.key.clone(),
+                column: field.name().clone(),
+                detail: format!(
+                    "a null at row {} of a column the first file declares non-nullable (write the files \
+                     with a nullable column, or keep nulls out)",
+                    first_row + row
+                ),
+            });
+        }
+    }
     let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(rows));
     RecordBatch::try_new_with_options(Arc::clone(schema), columns, &options).map_err(|e| corrupt_file(file, e))
 }
