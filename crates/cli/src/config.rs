@@ -177,6 +177,7 @@ pub struct TableConfig {
     pub keep_index: Option<bool>,
     pub baseline: Option<bool>,
     pub allow_null_keys: Option<bool>,
+    pub allow_empty_snapshot: Option<bool>,
 }
 
 /// Whether a table of `pattern` takes `key` (beyond name, pattern, source(s), target, key).
@@ -219,6 +220,7 @@ fn allowed(pattern: PatternName, key: &str) -> bool {
             "keep_index",
             "baseline",
             "allow_null_keys",
+            "allow_empty_snapshot",
         ],
     };
     let shared = match pattern {
@@ -394,6 +396,11 @@ fn present_keys(table: &TableConfig) -> Vec<&'static str> {
     mark(table.keep_index.is_some(), "keep_index");
     mark(table.baseline.is_some(), "baseline");
     mark(table.allow_null_keys.is_some(), "allow_null_keys");
+    mark(table.allow_empty_snapshot.is_some(), "allow_empty_snapshot");
+    mark(table.format.is_some(), "format");
+    mark(table.debezium_sequence.is_some(), "debezium_sequence");
+    mark(!table.column_types.is_empty(), "column_types");
+    mark(table.history.is_some(), "history");
     keys
 }
 

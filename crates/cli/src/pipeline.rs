@@ -387,6 +387,9 @@ pub async fn run_table(table: &TableConfig, plan: bool) -> Result<LoadReport, St
             if let Some(yes) = table.baseline {
                 loader = loader.baseline(yes);
             }
+            if let Some(yes) = table.allow_empty_snapshot {
+                loader = loader.allow_empty_snapshot(yes);
+            }
             if let Some(yes) = table.allow_null_keys {
                 loader = loader.allow_null_keys(yes);
             }

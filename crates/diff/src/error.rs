@@ -22,6 +22,16 @@ pub enum Error {
         files: String,
     },
 
+    /// The snapshot location holds no data file (see `DiffLoader::allow_empty_snapshot`).
+    #[error(
+        "the snapshot at {location} has no data files: refusing to diff it as an empty table (every row \
+         would be reported deleted); if the table is empty now, set allow_empty_snapshot"
+    )]
+    EmptySnapshot {
+        /// The snapshot's location.
+        location: String,
+    },
+
     /// A state file of the table could not be read.
     #[error("state `{name}` of the table is damaged: {detail}")]
     State {

@@ -50,6 +50,7 @@ pub use highwater_core::diff::Tolerance;
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Debug)]
+#[allow(clippy::struct_excessive_bools, reason = "independent builder switches, each set by its own method")]
 pub struct DiffLoader {
     pub(crate) source: String,
     pub(crate) target: String,
@@ -65,6 +66,7 @@ pub struct DiffLoader {
     pub(crate) keep_index: Option<bool>,
     pub(crate) baseline: bool,
     pub(crate) allow_null_keys: bool,
+    pub(crate) allow_empty_snapshot: bool,
     pub(crate) naive_zone: Option<String>,
     pub(crate) source_options: SourceOptions,
     pub(crate) sink: SinkOptions,
@@ -98,6 +100,7 @@ impl DiffLoader {
             keep_index: None,
             baseline: false,
             allow_null_keys: false,
+            allow_empty_snapshot: false,
             naive_zone: None,
             source_options: SourceOptions::default(),
             sink: SinkOptions::default(),
@@ -195,6 +198,16 @@ impl DiffLoader {
     #[must_use]
     pub fn baseline(mut self, yes: bool) -> Self {
         self.baseline = yes;
+        self
+    }
+
+    /// Diff a snapshot location that holds no data file at all as an empty table (every row
+    /// deleted). Off by default: an export that did not run looks exactly like that, and a
+    /// run then fails with [`Error::EmptySnapshot`](crate::Error::EmptySnapshot) instead.
+    /// Files with zero rows are an empty table either way.
+    #[must_use]
+    pub fn allow_empty_snapshot(mut self, yes: bool) -> Self {
+        self.allow_empty_snapshot = yes;
         self
     }
 

@@ -75,6 +75,9 @@ pub(crate) async fn execute(loader: &DiffLoader, plan: bool) -> Result<LoadRepor
     let source = loader.source_place().source(&[], loader.source_options.clone())?;
     let listing = source.list().await?;
     report.files.listed = listing.files.len() as u64;
+    if listing.files.is_empty() && !loader.allow_empty_snapshot {
+        return Err(Error::EmptySnapshot { location: loader.source_place().label() });
+    }
     let ledger = Ledger::of(&listing);
     let explicit = loader.previous_place().is_some();
     if !explicit && previous_listing.as_ref() == Some(&ledger) {

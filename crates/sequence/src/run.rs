@@ -169,7 +169,12 @@ pub(crate) async fn execute(loader: &SequenceLoader, plan: bool) -> Result<LoadR
     let start = watermark.clone().map_or(StartBound::Unbounded, StartBound::Exclusive);
     let known_plan = Scan::plan(&listing, &known, options(range(start))).await?;
     let new_plan = Scan::plan(&listing, &new_files, options(range(StartBound::Unbounded))).await?;
-    let scanned_schema = Arc::clone(&known_plan.schema);
+    // A source with no file at all reads as no rows of the table's columns (not as a table
+    // without columns).
+    let scanned_schema = match &table_schema {
+        Some(table) if listing.files.is_empty() => Arc::clone(table),
+        _ => Arc::clone(&known_plan.schema),
+    };
     report.phase("plan", clock.elapsed());
 
     let clock = Instant::now();
@@ -293,7 +298,7 @@ pub(crate) async fn execute(loader: &SequenceLoader, plan: bool) -> Result<LoadR
     write_rest(&mut transaction, loader, &output_schema, &mut selected, cutoff, sink, &mut report).await?;
     let ledger = next_ledger(&listing, previous.as_ref(), &kept_previous);
     let changed = !loaded_ids.is_empty()
-        || previous.as_ref() != Some(&ledger)
+        || ledger.adds_to(previous.as_ref())
         || watermark_after != own_watermark
         || next_gap != held_gap;
     if !changed {

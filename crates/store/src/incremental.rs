@@ -307,6 +307,16 @@ pub enum Place {
 }
 
 impl Place {
+    /// How messages name it: the location, or the store prefix's label.
+    pub fn label(&self) -> String {
+        match self {
+            Place::Location(location) => location.clone(),
+            Place::Store { label, .. } => label.clone(),
+        }
+    }
+}
+
+impl Place {
     /// The table here, or `None` when there is none yet (opening rolls forward an unfinished
     /// publish).
     pub async fn open_table(&self, options: &crate::TableOptions) -> Result<Option<Table>> {

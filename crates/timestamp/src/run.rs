@@ -219,7 +219,12 @@ pub(crate) async fn execute(loader: &TimestampLoader, plan: bool) -> Result<Load
     };
     let known_plan = Scan::plan(&listing, &known, scan_options(column_range(start.clone()))).await?;
     let new_plan = Scan::plan(&listing, &new_files, scan_options(column_range(StartBound::Unbounded))).await?;
-    let scanned_schema = Arc::clone(&known_plan.schema);
+    // A source with no file at all reads as no rows of the table's columns (not as a table
+    // without columns).
+    let scanned_schema = match &table_schema {
+        Some(table) if listing.files.is_empty() => Arc::clone(table),
+        _ => Arc::clone(&known_plan.schema),
+    };
     report.phase("plan", clock.elapsed());
 
     // The transaction and the output.
@@ -366,7 +371,7 @@ pub(crate) async fn execute(loader: &TimestampLoader, plan: bool) -> Result<Load
         loaded_ranges.insert(Interval { lower, upper: std::ops::Bound::Included(upper) });
     }
     let ledger = next_ledger(&listing, previous.as_ref(), &kept_previous);
-    let ledger_changed = previous.as_ref() != Some(&ledger);
+    let ledger_changed = ledger.adds_to(previous.as_ref());
     let watermark_changed = watermark_after != own_watermark;
     if tally.loaded == 0 && !ledger_changed && !watermark_changed && !identities_changed && loader.start.is_none() {
         transaction.abort().await?;

@@ -250,6 +250,7 @@ fn corpus() -> BTreeMap<&'static str, Vec<u8>> {
         b"[[tables]]\nname = \"customers\"\npattern = \"timestamp\"\nsource = \"SOURCE\"\n".to_vec(),
     );
     files.insert("pipeline/bad-duration.toml", toml("lookback = \"1 fortnight\"\n"));
+    files.insert("pipeline/debezium-on-a-timestamp-table.toml", toml("format = \"debezium\"\n"));
     files.insert("pipeline/malformed.toml", b"[[tables]\nname = \"customers\"\n".to_vec());
     files.insert("pipeline/wrong-type.toml", toml("key = 7\n"));
     files.insert(
@@ -294,6 +295,8 @@ enum Use {
     SeedTable,
     /// A pipeline file for `highwater run` (exit code 2).
     Pipeline,
+    /// No file at all: the source emptied after a good run (`file` is empty).
+    ZeroFiles(Pattern),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -305,10 +308,14 @@ enum Pattern {
     Diff,
 }
 
+/// The expected outcome of a case that is not an error: the run succeeds, changing nothing.
+const NOTHING_TO_DO: &str = "nothing to do";
+
 struct Case {
     file: &'static str,
     used: Use,
-    /// The error's kind, as its `Debug` form begins (`Store(CorruptFile`), or `exit 2`.
+    /// The error's kind, as its `Debug` form begins (`Store(CorruptFile`), `exit 2`, or
+    /// [`NOTHING_TO_DO`].
     kind: &'static str,
     /// Parts of the message; `{file}` is the bad file's name in the source.
     needles: &'static [&'static str],
@@ -319,7 +326,7 @@ const fn case(file: &'static str, used: Use, kind: &'static str, needles: &'stat
 }
 
 use Pattern::{Cdc, Debezium, Diff, Sequence, Timestamp};
-use Use::{LastCheckpoint, NextCommit, Pipeline, SeedTable, Source, StateFile};
+use Use::{LastCheckpoint, NextCommit, Pipeline, SeedTable, Source, StateFile, ZeroFiles};
 
 const CASES: &[Case] = &[
     case("timestamp/truncated.parquet", Source(Timestamp), "Store(CorruptFile", &["{file}"]),
@@ -375,9 +382,14 @@ const CASES: &[Case] = &[
     case("pipeline/unknown-pattern.toml", Pipeline, "exit 2", &["{file}:3", "merge"]),
     case("pipeline/missing-target.toml", Pipeline, "exit 2", &["{file}:1", "target"]),
     case("pipeline/bad-duration.toml", Pipeline, "exit 2", &["{file}:6", "fortnight"]),
+    case("pipeline/debezium-on-a-timestamp-table.toml", Pipeline, "exit 2", &["{file}:6", "format"]),
     case("pipeline/malformed.toml", Pipeline, "exit 2", &["{file}:1"]),
     case("pipeline/wrong-type.toml", Pipeline, "exit 2", &["{file}:6", "key"]),
     case("pipeline/bad-history.toml", Pipeline, "exit 2", &["{file}", "purge"]),
+    case("", ZeroFiles(Diff), "EmptySnapshot", &["source", "no data files"]),
+    case("", ZeroFiles(Timestamp), NOTHING_TO_DO, &[]),
+    case("", ZeroFiles(Sequence), NOTHING_TO_DO, &[]),
+    case("", ZeroFiles(Cdc), NOTHING_TO_DO, &[]),
 ];
 
 #[test]
@@ -395,7 +407,7 @@ fn every_corpus_file_has_a_case_and_every_case_a_file() {
         }
     }
     on_disk.sort();
-    let mut cased: Vec<String> = CASES.iter().map(|c| c.file.to_owned()).collect();
+    let mut cased: Vec<String> = CASES.iter().filter(|c| !c.file.is_empty()).map(|c| c.file.to_owned()).collect();
     cased.sort();
     assert_eq!(on_disk, cased, "corpus files and cases differ");
     assert!(CASES.len() >= 40, "{} cases", CASES.len());
@@ -471,35 +483,70 @@ fn first_file(pattern: Pattern) -> (&'static str, Vec<u8>) {
     }
 }
 
+type Outcome = Result<(), (String, String)>;
+
+/// The outcome of `run`, when it left `target` byte for byte as it was.
+async fn leaves_unchanged(target: &Path, run: impl std::future::Future<Output = Outcome>) -> Result<Outcome, String> {
+    let before = tree(target);
+    let outcome = run.await;
+    let after = tree(target);
+    if after != before {
+        let changed: Vec<_> = after.keys().filter(|k| before.get(*k) != after.get(*k)).collect();
+        let gone: Vec<_> = before.keys().filter(|k| !after.contains_key(*k)).collect();
+        return Err(format!("the target changed: {changed:?} written, {gone:?} removed ({outcome:?})"));
+    }
+    Ok(outcome)
+}
+
+/// `highwater run` on a pipeline file (the corpus's, pointed at `source` and `target`).
+fn run_pipeline(bytes: Vec<u8>, name: &str, dir: &Path, source: &Path, target: &Path) -> Outcome {
+    let text =
+        String::from_utf8(bytes).unwrap().replace("SOURCE", &location(source)).replace("TARGET", &location(target));
+    let file = dir.join(name);
+    std::fs::write(&file, text).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_highwater"))
+        .args(["run", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let message = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    match output.status.code() {
+        Some(0) => Ok(()),
+        code => Err((format!("exit {}", code.map_or_else(|| "by a signal".to_owned(), |c| c.to_string())), message)),
+    }
+}
+
 /// Runs a case; returns what went wrong, if anything.
 async fn check(case: &Case) -> Result<(), String> {
-    let bytes = std::fs::read(corpus_dir().join(case.file)).map_err(|e| format!("{e}"))?;
-    let name = Path::new(case.file).file_name().unwrap().to_str().unwrap();
+    let bytes = if case.file.is_empty() {
+        Vec::new()
+    } else {
+        std::fs::read(corpus_dir().join(case.file)).map_err(|e| format!("{e}"))?
+    };
+    let name = Path::new(case.file).file_name().map_or("", |n| n.to_str().unwrap());
     let dir = tempfile::tempdir().unwrap();
     let (source, target) = (dir.path().join("source"), dir.path().join("target"));
     std::fs::create_dir_all(&source).unwrap();
+    // Every case but the seed's and the pipeline's starts from one good run.
+    let pattern = match case.used {
+        Use::Source(pattern) | Use::ZeroFiles(pattern) => Some(pattern),
+        Use::NextCommit | Use::StateFile | Use::LastCheckpoint => Some(Pattern::Timestamp),
+        Use::SeedTable | Use::Pipeline => None,
+    };
+    if let Some(pattern) = pattern {
+        let (first, good) = first_file(pattern);
+        std::fs::write(source.join(first), good).unwrap();
+        run(pattern, &source, &target, None).await.map_err(|e| format!("the good first run failed: {e:?}"))?;
+    }
     let outcome = match case.used {
         Use::Source(pattern) => {
-            let (first, good) = first_file(pattern);
-            std::fs::write(source.join(first), good).unwrap();
-            run(pattern, &source, &target, None).await.map_err(|e| format!("the good first run failed: {e:?}"))?;
             std::fs::write(source.join(format!("z-{name}")), &bytes).unwrap();
-            let before = tree(&target);
-            let outcome = run(pattern, &source, &target, None).await;
-            let after = tree(&target);
-            if after != before {
-                let changed: Vec<_> = after.keys().filter(|k| before.get(*k) != after.get(*k)).collect();
-                let gone: Vec<_> = before.keys().filter(|k| !after.contains_key(*k)).collect();
-                return Err(format!("the target changed: {changed:?} written, {gone:?} removed ({outcome:?})"));
-            }
-            outcome
+            leaves_unchanged(&target, run(pattern, &source, &target, None)).await?
+        }
+        Use::ZeroFiles(pattern) => {
+            std::fs::remove_file(source.join(first_file(pattern).0)).unwrap();
+            leaves_unchanged(&target, run(pattern, &source, &target, None)).await?
         }
         Use::NextCommit | Use::StateFile | Use::LastCheckpoint => {
-            let (first, good) = first_file(Pattern::Timestamp);
-            std::fs::write(source.join(first), good).unwrap();
-            run(Pattern::Timestamp, &source, &target, None)
-                .await
-                .map_err(|e| format!("the good first run failed: {e:?}"))?;
             let meta = target.join("_highwater");
             let place = match case.used {
                 Use::NextCommit => meta.join("log/00000000000000000001.json"),
@@ -508,12 +555,7 @@ async fn check(case: &Case) -> Result<(), String> {
             };
             std::fs::write(place, &bytes).unwrap();
             std::fs::write(source.join("b.parquet"), parquet(&customers(&[(Some(3), "c", 9)]))).unwrap();
-            let before = tree(&target);
-            let outcome = run(Pattern::Timestamp, &source, &target, None).await;
-            if tree(&target) != before {
-                return Err("the target changed".into());
-            }
-            outcome
+            leaves_unchanged(&target, run(Pattern::Timestamp, &source, &target, None)).await?
         }
         Use::SeedTable => {
             let (first, good) = first_file(Pattern::Timestamp);
@@ -521,34 +563,21 @@ async fn check(case: &Case) -> Result<(), String> {
             let seed = dir.path().join("watermarks");
             std::fs::create_dir_all(&seed).unwrap();
             std::fs::write(seed.join("part-0.parquet"), &bytes).unwrap();
-            let outcome = run(Pattern::Timestamp, &source, &target, Some(&seed)).await;
-            if !tree(&target).is_empty() {
-                return Err("a target was written".into());
-            }
-            outcome
+            leaves_unchanged(&target, run(Pattern::Timestamp, &source, &target, Some(&seed))).await?
         }
         Use::Pipeline => {
-            let text = String::from_utf8(bytes)
-                .unwrap()
-                .replace("SOURCE", &location(&source))
-                .replace("TARGET", &location(&target));
-            let file = dir.path().join(name);
-            std::fs::write(&file, text).unwrap();
-            let output = std::process::Command::new(env!("CARGO_BIN_EXE_highwater"))
-                .args(["run", file.to_str().unwrap()])
-                .output()
-                .unwrap();
-            if !tree(&target).is_empty() {
-                return Err("a target was written".into());
-            }
-            let message =
-                format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-            match output.status.code() {
-                Some(2) => Err(("exit 2".to_owned(), message)),
-                other => Err((format!("exit {other:?}"), message)),
-            }
+            leaves_unchanged(&target, async { run_pipeline(bytes, name, dir.path(), &source, &target) }).await?
         }
     };
+    judge(case, name, outcome)
+}
+
+/// Whether an outcome is the one the case pins.
+fn judge(case: &Case, name: &str, outcome: Outcome) -> Result<(), String> {
+    if case.kind == NOTHING_TO_DO {
+        // No new rows is not an error: the run succeeds and the target stays as it was.
+        return outcome.map_err(|e| format!("expected nothing to do, got {e:?}"));
+    }
     let Err((debug, display)) = outcome else { return Err("no error".into()) };
     // The kind, at the top or inside one wrapper (`Store(…)` of a pattern's error).
     if !debug.starts_with(case.kind) && !debug.contains(&format!("({}", case.kind)) {

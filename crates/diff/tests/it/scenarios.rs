@@ -216,7 +216,10 @@ async fn empty_snapshots_on_either_side() {
     assert_eq!(details(&report).inserted, 2);
     f.write("a", &[rows(&[1, 2], &[Some("x"), None], &[None, None])]);
     f.write("b", &[]);
-    let report = f.explicit().run().await.unwrap();
+    // A snapshot location without files is refused unless an empty table is what it means.
+    let error = f.explicit().run().await.unwrap_err();
+    assert!(matches!(error, highwater_diff::Error::EmptySnapshot { .. }), "{error}");
+    let report = f.explicit().allow_empty_snapshot(true).run().await.unwrap();
     assert_eq!(details(&report).deleted, 2);
     assert_eq!(folder(&f.path("changes"), "deletes", &["id"]).await, strings(&["id=1", "id=2"]));
     assert!(folder(&f.path("changes"), "inserts", &["id"]).await.is_empty(), "the previous change set was replaced");
@@ -301,7 +304,7 @@ async fn an_index_then_an_empty_snapshot() {
     f.write("today", &[rows(&[0], &[None], &[None])]);
     f.incremental().baseline(true).run().await.unwrap();
     f.write("today", &[]);
-    let report = f.incremental().run().await.unwrap();
+    let report = f.incremental().allow_empty_snapshot(true).run().await.unwrap();
     assert_eq!(details(&report).deleted, 1);
     assert_eq!(folder(&f.path("changes"), "deletes", &["id"]).await, strings(&["id=0"]));
 }

@@ -78,6 +78,16 @@ impl Ledger {
         self.entries.get(key)
     }
 
+    /// Whether this ledger records a file `previous` did not, or a file differently: what a
+    /// run must commit. Files only gone from the listing are not worth a commit (a source
+    /// emptied, or a listing that misses a file, changes nothing loaded).
+    pub fn adds_to(&self, previous: Option<&Ledger>) -> bool {
+        match previous {
+            None => true,
+            Some(previous) => self.entries.iter().any(|(key, entry)| previous.entries.get(key) != Some(entry)),
+        }
+    }
+
     /// Adds or replaces an entry.
     pub fn insert(&mut self, key: String, entry: LedgerEntry) {
         self.entries.insert(key, entry);
