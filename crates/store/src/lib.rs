@@ -63,6 +63,7 @@
 //! | `aws` | `s3://` locations, configured from `AWS_*` environment variables |
 //! | `gcp` | `gs://` locations, from `GOOGLE_*` environment variables |
 //! | `azure` | `az://` locations, from `AZURE_*` environment variables |
+//! | `crash-points` | tests only: `HIGHWATER_CRASH_AFTER_OPS=N` aborts the process after its N-th store operation (the kill tests of `docs/reliability.md`) |
 
 #![deny(missing_docs, unsafe_code, rustdoc::broken_intra_doc_links)]
 
