@@ -422,7 +422,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             _ => return Err(format!("`{text}` is not a duration like 30s, 15m, 2h or 7d")),
         };
         let value: u64 = number.parse().map_err(|_| format!("`{text}` is not a duration like 30s, 15m, 2h or 7d"))?;
-        total += value * unit;
+        total = value
+            .checked_mul(unit)
+            .and_then(|seconds| total.checked_add(seconds))
+            .ok_or_else(|| format!("`{text}` is too long a duration"))?;
         number.clear();
         any = true;
     }
@@ -477,5 +480,12 @@ mod tests {
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(604_800));
         assert!(parse_duration("10").is_err());
+        // Caught by the `pipeline_toml` fuzz target's duration check (its corpus keeps the input):
+        // this wrapped to 13897502818169695872 s (a panic in debug builds).
+        assert!(parse_duration("999999999999999999d").unwrap_err().contains("too long"));
+        assert!(parse_duration("213503982334602d").unwrap_err().contains("too long"));
+        assert_eq!(parse_duration("213503982334601d").unwrap(), Duration::from_secs(213_503_982_334_601 * 86_400));
+        assert_eq!(parse_duration("18446744073709551615s").unwrap(), Duration::from_secs(u64::MAX));
+        assert!(parse_duration("18446744073709551615s1s").unwrap_err().contains("too long"));
     }
 }

@@ -8,7 +8,6 @@
 //! is an Arrow IPC schema message (a cross-language standard), not a serde dump of arrow types.
 
 use std::collections::BTreeMap;
-use std::io::Cursor;
 use std::sync::Arc;
 
 use arrow_schema::{Schema, SchemaRef};
@@ -116,8 +115,29 @@ impl PersistedSchema {
         let bytes = BASE64
             .decode(&self.ipc)
             .map_err(|e| arrow_schema::ArrowError::IpcError(format!("schema is not valid base64: {e}")))?;
-        let reader = arrow_ipc::reader::StreamReader::try_new(Cursor::new(bytes), None)?;
-        Ok(reader.schema())
+        // The push decoder slices each message out of the bytes it has: a length field that lies
+        // cannot make it allocate more than the bytes hold (the pull `StreamReader` allocates what
+        // a message header claims). arrow-ipc panics on some malformed schemas: that becomes an
+        // error too.
+        let decode = || {
+            let mut decoder = arrow_ipc::reader::StreamDecoder::new();
+            let mut rest = highwater_core::arrow::buffer::Buffer::from(bytes);
+            while decoder.schema().is_none() && !rest.is_empty() {
+                decoder.decode(&mut rest)?;
+            }
+            decoder.schema().ok_or_else(|| arrow_schema::ArrowError::IpcError("no schema message".into()))
+        };
+        let schema = std::panic::catch_unwind(decode).unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned());
+            Err(arrow_schema::ArrowError::IpcError(format!(
+                "the Arrow IPC decoder panicked: {}",
+                message.unwrap_or_default()
+            )))
+        })?;
+        Ok(schema)
     }
 }
 
@@ -180,10 +200,7 @@ pub struct Commit {
 impl Commit {
     /// Parses a commit, checking its format version and that it is the version its name says.
     pub fn from_json(bytes: &[u8], path: &str, expected_version: u64) -> Result<Self> {
-        let format = peek_format_version(bytes, "commit", path)?;
-        if format > FORMAT_VERSION {
-            return Err(Error::UnsupportedFormat { path: path.to_owned(), found: format, supported: FORMAT_VERSION });
-        }
+        check_format(bytes, "commit", path)?;
         let commit: Commit = serde_json::from_slice(bytes).map_err(|e| corrupt("commit", path, &e))?;
         if commit.version != expected_version {
             return Err(Error::Corrupt {
@@ -326,11 +343,46 @@ pub struct Checkpoint {
     pub last_commit: CommitInfo,
 }
 
+impl Checkpoint {
+    /// Parses a checkpoint, checking its format version and that it describes the version its
+    /// name says.
+    pub fn from_json(bytes: &[u8], path: &str, expected_version: u64) -> Result<Self> {
+        check_format(bytes, "checkpoint", path)?;
+        let checkpoint: Checkpoint = serde_json::from_slice(bytes).map_err(|e| corrupt("checkpoint", path, &e))?;
+        if checkpoint.version != expected_version {
+            return Err(Error::Corrupt {
+                kind: "checkpoint",
+                path: path.to_owned(),
+                reason: format!("it describes version {}, its name says {expected_version}", checkpoint.version),
+            });
+        }
+        Ok(checkpoint)
+    }
+}
+
 /// `_last_checkpoint`: a hint to the newest checkpoint.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct LastCheckpoint {
     pub format_version: u32,
     pub version: u64,
+}
+
+/// The version `_last_checkpoint` (at `path`) points at, checking its format version. Public
+/// for the fuzz targets only.
+#[doc(hidden)]
+pub fn last_checkpoint_from_json(bytes: &[u8], path: &str) -> Result<u64> {
+    check_format(bytes, "checkpoint pointer", path)?;
+    let pointer: LastCheckpoint = serde_json::from_slice(bytes).map_err(|e| corrupt("checkpoint pointer", path, &e))?;
+    Ok(pointer.version)
+}
+
+/// Refuses an object of a newer format than this build reads.
+fn check_format(bytes: &[u8], kind: &'static str, path: &str) -> Result<()> {
+    let format = peek_format_version(bytes, kind, path)?;
+    if format > FORMAT_VERSION {
+        return Err(Error::UnsupportedFormat { path: path.to_owned(), found: format, supported: FORMAT_VERSION });
+    }
+    Ok(())
 }
 
 /// Decodes a schema, mapping errors to a corrupt-object error naming `path`.
@@ -359,6 +411,53 @@ mod tests {
         let persisted = PersistedSchema::encode(&schema).unwrap();
         assert_eq!(persisted.decode().unwrap().as_ref(), &schema);
         assert_eq!(persisted.fields[0], "id: Int64 not null");
+    }
+
+    // Found by the `commit_json` fuzz target: a 4 KB commit whose schema message claimed 2 GiB
+    // of metadata made the pull reader allocate it; a claimed body could abort the process.
+    #[test]
+    fn lying_schema_lengths_are_errors_not_allocations() {
+        use arrow_array::{ArrayRef, Int64Array, RecordBatch};
+        let batch = RecordBatch::try_from_iter([("id", Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef)]).unwrap();
+        let mut bytes = Vec::new();
+        {
+            let mut writer = arrow_ipc::writer::StreamWriter::try_new(&mut bytes, &batch.schema()).unwrap();
+            writer.write(&batch).unwrap();
+            writer.finish().unwrap();
+        }
+        let message = |at: usize| i32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+        // A stream starting with the batch message, whose body length is made to claim ~8 EiB.
+        let batch_at = 8 + message(0);
+        let meta = &bytes[batch_at + 8..batch_at + 8 + message(batch_at)];
+        let body = arrow_ipc::root_as_message(meta).unwrap().bodyLength();
+        let field = batch_at + 8 + meta.windows(8).position(|w| w == body.to_le_bytes()).unwrap();
+        let mut lying = bytes.clone();
+        lying[field..field + 8].copy_from_slice(&0x7fff_ffff_ffff_0000_i64.to_le_bytes());
+        let persisted = PersistedSchema { ipc: BASE64.encode(&lying[batch_at..]), fields: Vec::new() };
+        assert!(persisted.decode().is_err());
+        // A schema message claiming 2 GiB of metadata.
+        let mut lying = bytes.clone();
+        lying[4..8].copy_from_slice(&0x7fff_0000_i32.to_le_bytes());
+        let persisted = PersistedSchema { ipc: BASE64.encode(&lying), fields: Vec::new() };
+        assert!(persisted.decode().is_err());
+        let honest = PersistedSchema { ipc: BASE64.encode(&bytes), fields: Vec::new() };
+        assert_eq!(honest.decode().unwrap(), batch.schema());
+    }
+
+    // arrow-ipc panics on unknown type ids in a schema (`Type <UNKNOWN 59> not supported`).
+    #[test]
+    fn schema_decoder_panics_are_errors() {
+        let schema = Schema::new(vec![Field::new("id", DataType::Int64, false)]);
+        let bytes = BASE64.decode(PersistedSchema::encode(&schema).unwrap().ipc).unwrap();
+        let mut panicked = 0;
+        for at in 8..bytes.len() {
+            let mut changed = bytes.clone();
+            changed[at] = 59;
+            if let Err(error) = (PersistedSchema { ipc: BASE64.encode(&changed), fields: Vec::new() }).decode() {
+                panicked += usize::from(error.to_string().contains("decoder panicked"));
+            }
+        }
+        assert!(panicked > 0, "no byte of the schema message is a type id");
     }
 
     #[test]

@@ -84,6 +84,8 @@ mod transaction;
 mod upkeep;
 pub mod write;
 
+#[doc(hidden)]
+pub use commit::last_checkpoint_from_json;
 pub use commit::{
     Checkpoint, Commit, CommitInfo, DataFile, FORMAT_VERSION, Operation, PersistedSchema, PublishMode, Snapshot,
     StateFileRef,

@@ -20,7 +20,7 @@ use xxhash_rust::xxh3::xxh3_128;
 
 use crate::commit::{
     Checkpoint, Commit, CommitInfo, DataFile, FORMAT_VERSION, LastCheckpoint, Operation, PersistedSchema, PublishMode,
-    Snapshot, StateFileRef, decode_schema, empty_schema, peek_format_version,
+    Snapshot, StateFileRef, decode_schema, empty_schema,
 };
 use crate::error::{Error, Result};
 use crate::io::{Created, Io};
@@ -242,13 +242,7 @@ impl Table {
     async fn last_checkpoint(&self) -> Result<Option<u64>> {
         let path = self.io.layout.last_checkpoint();
         let Some(bytes) = self.io.get_optional(&path).await? else { return Ok(None) };
-        let format = peek_format_version(&bytes, "checkpoint pointer", path.as_ref())?;
-        if format > FORMAT_VERSION {
-            return Err(Error::UnsupportedFormat { path: path.to_string(), found: format, supported: FORMAT_VERSION });
-        }
-        let pointer: LastCheckpoint = serde_json::from_slice(&bytes)
-            .map_err(|e| crate::commit::corrupt("checkpoint pointer", path.as_ref(), &e))?;
-        Ok(Some(pointer.version))
+        crate::commit::last_checkpoint_from_json(&bytes, path.as_ref()).map(Some)
     }
 
     /// The newest checkpoint at or before `at`.
@@ -270,20 +264,7 @@ impl Table {
         let Some(version) = version else { return Ok(None) };
         let path = self.io.layout.checkpoint(version);
         let bytes = self.io.get(&path).await?;
-        let format = peek_format_version(&bytes, "checkpoint", path.as_ref())?;
-        if format > FORMAT_VERSION {
-            return Err(Error::UnsupportedFormat { path: path.to_string(), found: format, supported: FORMAT_VERSION });
-        }
-        let checkpoint: Checkpoint =
-            serde_json::from_slice(&bytes).map_err(|e| crate::commit::corrupt("checkpoint", path.as_ref(), &e))?;
-        if checkpoint.version != version {
-            return Err(Error::Corrupt {
-                kind: "checkpoint",
-                path: path.to_string(),
-                reason: format!("it describes version {}, its name says {version}", checkpoint.version),
-            });
-        }
-        Ok(Some(checkpoint))
+        Checkpoint::from_json(&bytes, path.as_ref(), version).map(Some)
     }
 
     /// The latest version of the table.

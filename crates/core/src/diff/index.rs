@@ -11,7 +11,6 @@
 //! wasm build write the same bytes for the same rows. An index records how it was made (the
 //! compared columns, quantisation, hash spec): a later run cannot compare under other rules.
 
-use std::io::Cursor;
 use std::sync::Arc;
 
 use arrow_array::{RecordBatch, UInt64Array};
@@ -201,17 +200,32 @@ impl SnapshotIndex {
     /// Reads an index written by [`SnapshotIndex::to_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let damaged = |detail: String| Error::InvalidInput(format!("not a snapshot index: {detail}"));
-        let reader =
-            arrow_ipc::reader::StreamReader::try_new(Cursor::new(bytes), None).map_err(|e| damaged(e.to_string()))?;
-        let schema = reader.schema();
+        let (schema, buckets) = read_stream(bytes).map_err(damaged)?;
         let meta = schema.metadata().get(META_KEY).ok_or_else(|| damaged(format!("no `{META_KEY}` metadata")))?;
         let meta: IndexMeta = serde_json::from_str(meta).map_err(|e| damaged(e.to_string()))?;
         if meta.format != INDEX_FORMAT {
             return Err(damaged(format!("format {} (this build reads {INDEX_FORMAT})", meta.format)));
         }
-        let buckets = reader.collect::<Result<Vec<_>, _>>().map_err(|e| damaged(e.to_string()))?;
+        if meta.bucket_bits > MAX_BITS {
+            return Err(damaged(format!("{} bucket bits (at most {MAX_BITS})", meta.bucket_bits)));
+        }
         if buckets.len() != 1 << meta.bucket_bits {
             return Err(damaged(format!("{} buckets, the metadata says {}", buckets.len(), 1u64 << meta.bucket_bits)));
+        }
+        // The entries must be what the metadata's spec writes — fingerprint, row hash, [column
+        // hashes], then the key columns (none for an empty snapshot) — as every reader assumes.
+        let fixed = SnapshotHasher::new(&meta.spec).map_err(|e| damaged(e.to_string()))?.fixed_entry_schema();
+        let fields = schema.fields();
+        let (head, keys) = fields.split_at(fixed.fields().len().min(fields.len()));
+        let fixed_ok = head.len() == fixed.fields().len()
+            && head.iter().zip(fixed.fields()).all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
+        let keys_ok = keys.is_empty() || keys.iter().map(|f| f.name()).eq(meta.spec.key.iter());
+        if !fixed_ok || !keys_ok {
+            let found: Vec<String> = fields.iter().map(|f| format!("{}: {}", f.name(), f.data_type())).collect();
+            return Err(damaged(format!(
+                "its entry columns ({}) are not what its metadata describes",
+                found.join(", ")
+            )));
         }
         let schema = Arc::new(schema.as_ref().clone().with_metadata(std::collections::HashMap::default()));
         let buckets = buckets
@@ -219,5 +233,138 @@ impl SnapshotIndex {
             .map(|b| RecordBatch::try_new(Arc::clone(&schema), b.columns().to_vec()))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(SnapshotIndex { meta, schema, buckets })
+    }
+}
+
+/// The schema and batches of Arrow IPC stream bytes. The push decoder slices each message out of
+/// the bytes it has, so a length field that lies cannot make it allocate more than `bytes` holds
+/// (the pull `StreamReader` allocates what a message header claims). arrow-ipc panics on some
+/// malformed schemas: where panics unwind (native builds), that becomes an error too.
+fn read_stream(bytes: &[u8]) -> std::result::Result<(SchemaRef, Vec<RecordBatch>), String> {
+    let decode = || -> std::result::Result<_, arrow_schema::ArrowError> {
+        let mut decoder = arrow_ipc::reader::StreamDecoder::new();
+        let mut rest = arrow_buffer::Buffer::from(bytes);
+        let mut batches = Vec::new();
+        while !rest.is_empty() {
+            if let Some(batch) = decoder.decode(&mut rest)? {
+                batches.push(batch);
+            }
+        }
+        decoder.finish()?;
+        Ok((decoder.schema(), batches))
+    };
+    match std::panic::catch_unwind(decode) {
+        Ok(Ok((Some(schema), batches))) => Ok((schema, batches)),
+        Ok(Ok((None, _))) => Err("no schema".into()),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned());
+            Err(format!("the Arrow IPC decoder panicked: {}", message.unwrap_or_default()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow_array::{ArrayRef, Int64Array};
+
+    use super::*;
+
+    fn index() -> SnapshotIndex {
+        let batch = RecordBatch::try_from_iter([
+            ("id", Arc::new(Int64Array::from(vec![1, 2, 3])) as ArrayRef),
+            ("v", Arc::new(Int64Array::from(vec![Some(1), None, Some(3)])) as ArrayRef),
+        ])
+        .unwrap();
+        let spec = DiffSpec::for_schema(&batch.schema(), &["id".into()], &[]).unwrap();
+        SnapshotIndex::build(&spec, &[batch]).unwrap()
+    }
+
+    /// The offsets of each message's metadata length and body length in IPC stream bytes.
+    fn lengths(bytes: &[u8]) -> Vec<(usize, usize)> {
+        let mut at = 0;
+        let mut found = Vec::new();
+        while at + 8 <= bytes.len() {
+            let meta_len = i32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+            if meta_len == 0 {
+                break;
+            }
+            let meta = &bytes[at + 8..at + 8 + meta_len];
+            let body = arrow_ipc::root_as_message(meta).unwrap().bodyLength();
+            let field = meta.windows(8).position(|w| w == body.to_le_bytes()).map_or(0, |p| at + 8 + p);
+            found.push((at + 4, field));
+            at += 8 + meta_len + body as usize;
+        }
+        found
+    }
+
+    // Found by the `index_decode` fuzz target: the pull reader allocated what a message claimed.
+    #[test]
+    fn lying_lengths_are_errors_not_allocations() {
+        let bytes = index().to_bytes().unwrap();
+        let messages = lengths(&bytes);
+        let (_, body) = messages[1];
+        assert_ne!(body, 0, "the batch's body length is in its metadata");
+        let mut huge_body = bytes.clone();
+        huge_body[body..body + 8].copy_from_slice(&0x7fff_ffff_ffff_0000_i64.to_le_bytes());
+        assert!(SnapshotIndex::from_bytes(&huge_body).unwrap_err().to_string().contains("not a snapshot index"));
+        let mut huge_meta = bytes.clone();
+        huge_meta[messages[0].0..messages[0].0 + 4].copy_from_slice(&i32::MAX.to_le_bytes());
+        assert!(SnapshotIndex::from_bytes(&huge_meta).is_err());
+        assert!(SnapshotIndex::from_bytes(&bytes[..bytes.len() - 1]).is_err(), "truncated");
+        assert!(SnapshotIndex::from_bytes(&[]).is_err());
+    }
+
+    // Found by the `index_decode` fuzz target: arrow-ipc panics on unknown type ids in a schema
+    // (`not implemented: Type <UNKNOWN 59> not supported`).
+    #[test]
+    fn decoder_panics_are_errors() {
+        let bytes = index().to_bytes().unwrap();
+        let schema_end = lengths(&bytes)[1].0 - 4;
+        let mut panicked = 0;
+        for at in 8..schema_end {
+            let mut changed = bytes.clone();
+            changed[at] = 59;
+            if let Err(error) = SnapshotIndex::from_bytes(&changed) {
+                panicked += usize::from(error.to_string().contains("decoder panicked"));
+            }
+        }
+        assert!(panicked > 0, "no byte of the schema message is a type id");
+    }
+
+    // Found by the `index_decode` fuzz target: an index of fewer entry columns than its spec
+    // says made a diff against it index out of bounds (`RecordBatch::column(1)`).
+    #[test]
+    fn entry_columns_must_match_the_metadata() {
+        let honest = index();
+        let mut lying = honest.clone();
+        lying.schema = Arc::new(honest.schema.project(&[0]).unwrap());
+        lying.buckets = honest.buckets.iter().map(|b| b.project(&[0]).unwrap()).collect();
+        let error = SnapshotIndex::from_bytes(&lying.to_bytes().unwrap()).unwrap_err();
+        assert!(error.to_string().contains("not what its metadata describes"), "{error}");
+        let mut swapped = honest.clone();
+        swapped.schema = Arc::new(honest.schema.project(&[1, 0, 2]).unwrap());
+        swapped.buckets = honest.buckets.iter().map(|b| b.project(&[1, 0, 2]).unwrap()).collect();
+        assert!(SnapshotIndex::from_bytes(&swapped.to_bytes().unwrap()).is_err());
+        let empty = SnapshotIndex::build(&honest.meta.spec, &[]).unwrap();
+        let read = SnapshotIndex::from_bytes(&empty.to_bytes().unwrap()).unwrap();
+        assert_eq!(read.meta.rows, 0);
+    }
+
+    // Found by the `index_decode` fuzz target: 64 bucket bits overflowed the bucket-count check
+    // (a panic in debug builds; in release the index decoded and `bucket` panicked).
+    #[test]
+    fn bucket_bits_beyond_the_maximum_are_errors() {
+        let mut lying = index();
+        lying.meta.bucket_bits = 64;
+        let error = SnapshotIndex::from_bytes(&lying.to_bytes().unwrap()).unwrap_err();
+        assert!(error.to_string().contains("64 bucket bits"), "{error}");
+        let honest = index();
+        let read = SnapshotIndex::from_bytes(&honest.to_bytes().unwrap()).unwrap();
+        assert_eq!(read.meta, honest.meta);
+        assert_eq!(read.buckets[0].num_rows(), 3);
     }
 }
