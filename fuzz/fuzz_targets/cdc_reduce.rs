@@ -3,12 +3,9 @@
 //! orders succeed, every order has the same winners (sequence, op and after-image per key) and
 //! the same truncate, and both equal an order-free model of "latest wins". A tie — two
 //! different events of one key at one sequence — at the sequence that would win (or against
-//! the applied state) fails in every order; without any tie, no order fails.
-//!
-//! Not asserted: a tie at a sequence a later event of its key supersedes (or one a delete
-//! resolves under `delete_wins`) fails in some orders only — a known order dependence of
-//! `reduce` (see fuzz/README.md). With `HIGHWATER_FUZZ_STRICT_TIES` set in the environment the
-//! target asserts that too: every order fails or none does.
+//! the applied state) fails in every order; without any tie, no order fails; and every order
+//! fails or none does (a tie a later event of its key supersedes, or one a delete settles under
+//! `delete_wins`, fails in none: the order dependence this target found, fixed in `reduce`).
 #![no_main]
 
 use std::collections::{BTreeMap, HashMap};
@@ -201,17 +198,15 @@ fuzz_target!(|data: &[u8]| {
     let orders = [&given, &reversed, &rotated, &case.shuffle];
     let results: Vec<_> = orders.iter().map(|order| run(&case, order)).collect();
     let model = model(&case);
-    if std::env::var_os("HIGHWATER_FUZZ_STRICT_TIES").is_some() {
-        let failing: Vec<bool> = results.iter().map(Result::is_err).collect();
-        assert!(
-            failing.iter().all(|f| *f == failing[0]),
-            "orders given, reversed, rotated, shuffled fail: {failing:?}; events {:?}, state {:?}, truncated {:?}, {:?}",
-            case.events,
-            case.state,
-            case.truncated,
-            case.policy
-        );
-    }
+    let failing: Vec<bool> = results.iter().map(Result::is_err).collect();
+    assert!(
+        failing.iter().all(|f| *f == failing[0]),
+        "orders given, reversed, rotated, shuffled fail: {failing:?}; events {:?}, state {:?}, truncated {:?}, {:?}",
+        case.events,
+        case.state,
+        case.truncated,
+        case.policy
+    );
     for (order, result) in orders.iter().zip(&results) {
         match result {
             Ok(reduction) => {

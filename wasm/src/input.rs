@@ -77,20 +77,22 @@ pub fn decode(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Snapshot> {
     let format = Format::detect(&bytes);
-    // A panic inside a decoder on a corrupt file becomes an error naming the input where panics
-    // unwind (native; the wasm build aborts instead, see the crate docs).
-    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        decode_format(input, format, bytes, csv_types, batch_size, progress)
-    }));
-    let (schema, batches) = decoded.unwrap_or_else(|panic| {
+    let (schema, batches) =
+        caught(input, format, || decode_format(input, format, bytes, csv_types, batch_size, progress))?;
+    Ok(Snapshot { format, schema, batches })
+}
+
+/// `decode` run so that a panic inside a decoder on a corrupt file becomes an error naming the
+/// input, where panics unwind (native; the wasm build aborts instead, see the crate docs).
+fn caught<T>(input: &'static str, format: Format, decode: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)).unwrap_or_else(|panic| {
         let message = panic
             .downcast_ref::<&str>()
             .map(|s| (*s).to_owned())
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_default();
         Err(Error::Input { input, detail: format!("the {format:?} decoder panicked: {message}") })
-    })?;
-    Ok(Snapshot { format, schema, batches })
+    })
 }
 
 fn decode_format(
@@ -361,11 +363,12 @@ pub fn inspect(bytes: Bytes) -> Result<Inspection> {
     let bad = |e: &dyn std::fmt::Display| Error::Input { input: "snapshot", detail: e.to_string() };
     let format = Format::detect(&bytes);
     let (schema, rows) = match format {
-        Format::Parquet => {
+        Format::Parquet => caught("snapshot", format, || {
+            // The footer's embedded Arrow schema is decoded here: guarded like a full decode.
             let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| bad(&e))?;
             let rows = u64::try_from(builder.metadata().file_metadata().num_rows()).ok();
-            (Arc::clone(builder.schema()), rows)
-        }
+            Ok((Arc::clone(builder.schema()), rows))
+        })?,
         Format::ArrowFile | Format::ArrowStream => {
             let snapshot = decode("snapshot", bytes, None, 8192, &mut |_, _| {})?;
             let rows = snapshot.rows();

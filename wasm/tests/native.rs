@@ -330,6 +330,20 @@ fn split_output_and_progress() {
     assert!(out.index.is_some());
 }
 
+/// A Parquet file whose embedded Arrow schema makes arrow-ipc panic (found by the
+/// `wasm_inputs` fuzz target through `inspect`, which read the footer outside the guard).
+#[test]
+fn a_decoder_panic_in_a_footer_is_an_input_error() {
+    let bytes =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corrupt/arrow-schema-panic.parquet")).unwrap();
+    let error = highwater_wasm::inspect(bytes::Bytes::from(bytes.clone())).unwrap_err();
+    assert!(matches!(error, highwater_wasm::Error::Input { .. }), "{error}");
+    assert!(error.to_string().contains("decoder panicked"), "{error}");
+    let good = parquet(&batch(&PREVIOUS), Compression::SNAPPY);
+    let error = highwater_wasm::diff(good, bytes, &options(r#"{"key": ["id"]}"#), &mut |_| {}).unwrap_err();
+    assert!(matches!(error, highwater_wasm::Error::Input { .. }), "{error}");
+}
+
 #[test]
 fn errors_name_what_is_wrong() {
     let good = parquet(&batch(&PREVIOUS), Compression::SNAPPY);

@@ -379,6 +379,8 @@ pub fn reduce(
         ))
     };
     let mut live = 0u64;
+    // Per key, an unsettled tie at its winning sequence: the winner's description and the rival.
+    let mut conflicts: FingerprintMap<(String, Event)> = FingerprintMap::default();
     for event in rows {
         if truncate.as_ref().is_some_and(|t| event.sequence <= *t) {
             reduction.stale += 1;
@@ -416,6 +418,7 @@ pub fn reduce(
                 let current = slot.get();
                 match event.sequence.cmp(&current.sequence) {
                     std::cmp::Ordering::Greater => {
+                        conflicts.remove(&event.key);
                         slot.insert(event);
                     }
                     std::cmp::Ordering::Less => {}
@@ -427,14 +430,24 @@ pub fn reduce(
                             }
                             Some(Tie::Incumbent) => {}
                             Some(Tie::Newcomer) => {
+                                // A delete that wins settles every tie at its sequence.
+                                conflicts.remove(&event.key);
                                 slot.insert(event);
                             }
-                            None => return Err(conflict(describe(current), &event)),
+                            None => {
+                                // An error only if nothing later settles it (a higher sequence
+                                // of the key, or a delete that wins): whatever the order.
+                                let incumbent = describe(current);
+                                conflicts.entry(event.key).or_insert((incumbent, event));
+                            }
                         }
                     }
                 }
             }
         }
+    }
+    if let Some((_, (incumbent, event))) = conflicts.iter().min_by_key(|(key, _)| **key) {
+        return Err(conflict(incumbent.clone(), event));
     }
     reduction.superseded += live - reduction.winners.len() as u64;
     Ok(reduction)
@@ -523,6 +536,42 @@ mod tests {
         assert!(error.to_string().contains("id=1") && error.to_string().contains("row 1"), "{error}");
         let reduction = reduce(decoded, &state, None, TiePolicy::DeleteWins, &describe).unwrap();
         assert_eq!(winners(&reduction), [(3, EventOp::Delete)]);
+    }
+
+    /// Ties are settled by the set of events, not by the order they come in (found by the
+    /// `cdc_reduce` fuzz target: a tie below the key's latest event failed in one order only).
+    #[test]
+    fn ties_are_settled_whatever_the_order() {
+        let state: HashMap<u128, KeyState> = HashMap::new();
+        let orders = |decoded: &[Event]| -> Vec<Vec<Event>> {
+            let mut all = vec![decoded.to_vec()];
+            for rotation in 1..decoded.len() {
+                let mut rotated = decoded.to_vec();
+                rotated.rotate_left(rotation);
+                all.push(rotated);
+            }
+            let mut reversed = decoded.to_vec();
+            reversed.reverse();
+            all.push(reversed);
+            all
+        };
+        // A tie below the key's latest event does not matter.
+        let (_, decoded) = events(&[(2, "DELETE", 4, ""), (2, "INSERT", 4, "x"), (2, "INSERT", 6, "y")]);
+        for order in orders(&decoded) {
+            let reduction = reduce(order, &state, None, TiePolicy::Error, &|_| String::new()).unwrap();
+            assert_eq!(winners(&reduction), [(6, EventOp::Insert)]);
+        }
+        // At the latest sequence: an error in every order, unless a delete may win.
+        let (_, decoded) = events(&[(2, "INSERT", 4, "x"), (2, "UPDATE", 4, "y"), (2, "DELETE", 4, "")]);
+        for order in orders(&decoded) {
+            assert!(reduce(order.clone(), &state, None, TiePolicy::Error, &|_| String::new()).is_err());
+            let reduction = reduce(order, &state, None, TiePolicy::DeleteWins, &|_| String::new()).unwrap();
+            assert_eq!(winners(&reduction), [(4, EventOp::Delete)]);
+        }
+        let (_, decoded) = events(&[(2, "INSERT", 4, "x"), (2, "UPDATE", 4, "y")]);
+        for order in orders(&decoded) {
+            assert!(reduce(order, &state, None, TiePolicy::DeleteWins, &|_| String::new()).is_err());
+        }
     }
 
     #[test]

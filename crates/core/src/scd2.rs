@@ -14,8 +14,6 @@
 //! Versions name events by the caller's indexes, so the caller builds the rows (valid-from and
 //! valid-to times, images) from its own batches.
 
-use std::cmp::Ordering;
-
 use serde::{Deserialize, Serialize};
 
 use crate::cdc::{EventOp, TiePolicy};
@@ -87,36 +85,38 @@ pub fn history(
     let mut order: Vec<usize> = (0..events.len()).collect();
     order.sort_by(|&a, &b| events[a].sequence.cmp(&events[b].sequence).then(a.cmp(&b)));
     let mut out = KeyHistory::default();
-    for index in order {
-        let event = &events[index];
-        let Some(&last) = out.kept.last() else {
-            out.kept.push(index);
-            continue;
-        };
-        let incumbent = &events[last];
-        if incumbent.sequence.cmp(&event.sequence) != Ordering::Equal {
-            out.kept.push(index);
-            continue;
-        }
-        match crate::cdc::tie((incumbent.op, incumbent.image), (event.op, event.image), tie) {
-            Some(crate::cdc::Tie::Replay) => out.duplicates += 1,
-            Some(crate::cdc::Tie::Incumbent) => out.superseded += 1,
-            Some(crate::cdc::Tie::Newcomer) => {
-                out.superseded += 1;
-                if let Some(slot) = out.kept.last_mut() {
-                    *slot = index;
+    // Events of one sequence are settled as a set: replays of the kept one dropped, a delete
+    // winning under `DeleteWins`, two different events an error — in whatever order they came.
+    for group in order.chunk_by(|&a, &b| events[a].sequence == events[b].sequence) {
+        let mut kept = group[0];
+        let mut duplicates = 0;
+        let mut conflict: Option<(usize, usize)> = None;
+        for &index in &group[1..] {
+            let (incumbent, event) = (&events[kept], &events[index]);
+            match crate::cdc::tie((incumbent.op, incumbent.image), (event.op, event.image), tie) {
+                Some(crate::cdc::Tie::Replay) => duplicates += 1,
+                Some(crate::cdc::Tie::Incumbent) => {}
+                Some(crate::cdc::Tie::Newcomer) => {
+                    kept = index;
+                    conflict = None;
+                }
+                None => {
+                    conflict.get_or_insert((kept, index));
                 }
             }
-            None => {
-                return Err(Error::InvalidInput(format!(
-                    "two different events with the same key and sequence {}: {} and {} \
-                     (set the tie policy delete_wins if a delete should win)",
-                    event.sequence,
-                    describe(last),
-                    describe(index)
-                )));
-            }
         }
+        if let Some((first, second)) = conflict {
+            return Err(Error::InvalidInput(format!(
+                "two different events with the same key and sequence {}: {} and {} \
+                 (set the tie policy delete_wins if a delete should win)",
+                events[first].sequence,
+                describe(first),
+                describe(second)
+            )));
+        }
+        out.duplicates += duplicates;
+        out.superseded += (group.len() - 1) as u64 - duplicates;
+        out.kept.push(kept);
     }
     out.versions = fold(events, &out.kept, hard_deletes);
     Ok(out)
@@ -231,6 +231,21 @@ mod tests {
         let delete = [event(1, Update, 1, 0), event(1, Delete, 0, 0)];
         let history = super::history(&delete, HardDeletes::Close, TiePolicy::DeleteWins, &|i| i.to_string()).unwrap();
         assert_eq!((history.superseded, history.kept.clone(), history.versions.len()), (1, vec![1], 0));
+    }
+
+    #[test]
+    fn ties_are_settled_as_a_set_whatever_the_order() {
+        use EventOp::{Delete, Insert, Update};
+        let group = [event(4, Insert, 1, 0), event(4, Update, 2, 0), event(4, Delete, 0, 0)];
+        for rotation in 0..group.len() {
+            let mut events = group.to_vec();
+            events.rotate_left(rotation);
+            let strict = history(&events, HardDeletes::Close, TiePolicy::Error, &|i| i.to_string());
+            assert!(strict.is_err(), "rotation {rotation}");
+            let settled = history(&events, HardDeletes::Close, TiePolicy::DeleteWins, &|i| i.to_string()).unwrap();
+            assert_eq!(settled.kept.iter().map(|&i| events[i].op).collect::<Vec<_>>(), [Delete], "rotation {rotation}");
+            assert_eq!((settled.superseded, settled.duplicates), (2, 0));
+        }
     }
 
     proptest::proptest! {
