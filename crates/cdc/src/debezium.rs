@@ -147,7 +147,7 @@ async fn read(store: &Arc<dyn ObjectStore>, file: &SourceFile, options: &Debeziu
         .map_err(failed)?;
     let (key, options) = (file.key.clone(), options.clone());
     // Decoding is CPU work: off the async threads.
-    let decoded = tokio::task::spawn_blocking(move || {
+    let decoding = tokio::task::spawn_blocking(move || {
         if key.ends_with(".parquet") {
             // A panic inside the Parquet decoder on a corrupt file is that file's error.
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| from_parquet(bytes, &key, &options)))
@@ -155,13 +155,8 @@ async fn read(store: &Arc<dyn ObjectStore>, file: &SourceFile, options: &Debeziu
         } else {
             Ok(decode_envelopes(&bytes, &key, &options)?)
         }
-    })
-    .await;
-    match decoded {
-        Ok(events) => events,
-        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-        Err(error) => Err(Error::Config(format!("decoding {} was cancelled: {error}", file.key))),
-    }
+    });
+    crate::run::blocking_outcome(decoding, &format!("decoding {}", file.key)).await
 }
 
 /// Adds `field` to the run's fields: a column null so far takes the type a later file shows;

@@ -254,7 +254,12 @@ impl HistoryReducer {
         let mut events: Vec<(Event, u128)> = Vec::new();
         for (index, batch) in batches.iter().enumerate() {
             let full = decode_events(batch, index, &self.spec, &self.data_columns, origin)?;
-            let tracked = decode_events(batch, index, &self.spec, &self.tracked, origin)?;
+            // Every data column tracked (the default): the image hash is the tracked one.
+            let tracked: Vec<u128> = if self.tracked == self.data_columns {
+                full.iter().map(|e| e.image).collect()
+            } else {
+                decode_events(batch, index, &self.spec, &self.tracked, origin)?.into_iter().map(|e| e.image).collect()
+            };
             for (event, tracked) in full.into_iter().zip(tracked) {
                 if event.op == EventOp::Truncate {
                     continue;
@@ -264,7 +269,7 @@ impl HistoryReducer {
                     counts.ignored_stale += 1;
                     continue;
                 }
-                events.push((event, tracked.image));
+                events.push((event, tracked));
             }
         }
         let mut by_key: HashMap<KeyFingerprint, Vec<usize>> = HashMap::new();
@@ -288,6 +293,11 @@ impl HistoryReducer {
         for key in keys {
             let members = &by_key[&key];
             let at = |i: usize| (events[members[i]].0.batch, events[members[i]].0.row);
+            let touched = members.iter().any(|&i| events[i].0.batch > 0);
+            if !touched {
+                keep.extend((0..members.len()).map(at));
+                continue;
+            }
             let of_key: Vec<HistoryEvent> = members
                 .iter()
                 .map(|&i| {
@@ -300,11 +310,6 @@ impl HistoryReducer {
                     }
                 })
                 .collect();
-            let touched = members.iter().any(|&i| events[i].0.batch > 0);
-            if !touched {
-                keep.extend(members.iter().map(|&i| (events[i].0.batch, events[i].0.row)));
-                continue;
-            }
             let name = |i: usize| describe(&events[members[i]].0);
             // The log's events come first: an exact replay keeps the logged copy.
             let old_count = members.iter().take_while(|&&i| events[i].0.batch == 0).count();
@@ -450,15 +455,19 @@ pub(crate) fn row_schema(table: &Schema, scd2: Option<&Scd2>) -> Schema {
     Schema::new(table.fields().iter().filter(|f| !history.contains(&f.name())).cloned().collect::<Vec<_>>())
 }
 
-/// The merge key of an SCD type 2 table: a version is its key and opening sequence.
-pub(crate) fn version_key(spec: &EventSpec) -> Result<KeyHasher> {
-    let columns: Vec<&str> = spec.key.iter().chain(&spec.sequence).map(String::as_str).collect();
-    Ok(KeyHasher::new(&columns, &KeyOptions { allow_null_keys: false, hash: spec.hash.clone() })?)
+/// The table's key (null keys refused), hashed with the events' options: what the key state and
+/// the event logs are bucketed by, and the merge key of a type 1 table.
+pub(crate) fn table_key(spec: &EventSpec) -> Result<KeyHasher> {
+    key_hasher(&spec.key, spec)
 }
 
-/// The key hasher of the event log (the table's key).
-pub(crate) fn log_key(spec: &EventSpec) -> Result<KeyHasher> {
-    Ok(KeyHasher::new(&spec.key, &KeyOptions { allow_null_keys: false, hash: spec.hash.clone() })?)
+/// The merge key of an SCD type 2 table: a version is its key and opening sequence.
+pub(crate) fn version_key(spec: &EventSpec) -> Result<KeyHasher> {
+    key_hasher(spec.key.iter().chain(&spec.sequence), spec)
+}
+
+fn key_hasher<'a>(columns: impl IntoIterator<Item = &'a String>, spec: &EventSpec) -> Result<KeyHasher> {
+    Ok(KeyHasher::new(columns, &KeyOptions { allow_null_keys: false, hash: spec.hash.clone() })?)
 }
 
 /// The event log's schema: the events' columns without the origin columns, nullable (the

@@ -22,7 +22,7 @@ use std::time::Instant;
 use arrow_schema::{Field, Schema, SchemaRef};
 use futures::StreamExt;
 
-use highwater_core::key::{FingerprintSet, KeyHasher, KeyOptions};
+use highwater_core::key::FingerprintSet;
 use highwater_core::report::{CdcReport, LoadReport, Pattern, PatternReport};
 use highwater_core::watermark::{WatermarkKind, WatermarkValue};
 use highwater_core::zone::Zone;
@@ -296,9 +296,10 @@ async fn apply(
     }
     let marker = [meta.truncated.clone(), truncate.clone()].into_iter().flatten().max();
 
+    let table_key = crate::history::table_key(spec)?;
     let key = match &loader.scd2 {
         Some(_) => crate::history::version_key(spec)?,
-        None => KeyHasher::new(&spec.key, &KeyOptions { allow_null_keys: false, hash: spec.hash.clone() })?,
+        None => table_key.clone(),
     };
     let mut merge = match transaction.as_ref() {
         Some(transaction) => {
@@ -333,7 +334,6 @@ async fn apply(
         )?)),
         None => None,
     };
-    let log_key = crate::history::log_key(spec)?;
     let mut old_log: Option<(usize, Option<arrow_array::RecordBatch>)> = None;
     let mut new_meta = StateMeta { bits, keys: vec![0; 1 << bits], truncated: marker.clone(), history: meta.history };
     let mut applied = Applied { keep: FingerprintSet::default(), highest: truncate.clone() };
@@ -362,7 +362,7 @@ async fn apply(
                 old_log = Some((old_index, log));
             }
             let log = match old_log.as_ref().and_then(|(_, log)| log.as_ref()) {
-                Some(log) if bits != meta.bits => Some(crate::history::slice_log(log, &log_key, bucket, bits)?),
+                Some(log) if bits != meta.bits => Some(crate::history::slice_log(log, &table_key, bucket, bits)?),
                 Some(log) => Some(log.clone()),
                 None => None,
             };
@@ -486,10 +486,15 @@ impl Applied {
 /// The outcome of a bucket's blocking task (a panic there resumes here).
 async fn joined(task: Option<tokio::task::JoinHandle<Result<BucketOutcome>>>) -> Result<BucketOutcome> {
     let Some(task) = task else { return Err(Error::Config("no bucket in flight".into())) };
+    blocking_outcome(task, "a bucket's task").await
+}
+
+/// The outcome of a blocking task (`what` names it): a panic there resumes here.
+pub(crate) async fn blocking_outcome<T>(task: tokio::task::JoinHandle<Result<T>>, what: &str) -> Result<T> {
     match task.await {
         Ok(outcome) => outcome,
         Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-        Err(error) => Err(Error::Config(format!("a bucket's task was cancelled: {error}"))),
+        Err(error) => Err(Error::Config(format!("{what} was cancelled: {error}"))),
     }
 }
 

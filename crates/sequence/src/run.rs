@@ -27,7 +27,7 @@ use highwater_core::watermark::{StartBound, WatermarkKind, WatermarkValue};
 use highwater_core::zone::Zone;
 use highwater_store::incremental::{
     CursorTicks, LEDGER_STATE, LateFiles, NullCursors, OutputMode, RewrittenFiles, add_scan_metrics, cursor_ticks,
-    next_ledger, previous_ledger,
+    next_ledger, previous_ledger, scanned_schema,
 };
 use highwater_store::source::{ColumnRange, Scan, ScanOptions, ScanPlan, SchemaPolicy, SourceFile};
 use highwater_store::write::{ChangeOp, MergeOptions, MergeWriter, ParquetSink, SchemaEvolution, conform, reconcile};
@@ -169,12 +169,7 @@ pub(crate) async fn execute(loader: &SequenceLoader, plan: bool) -> Result<LoadR
     let start = watermark.clone().map_or(StartBound::Unbounded, StartBound::Exclusive);
     let known_plan = Scan::plan(&listing, &known, options(range(start))).await?;
     let new_plan = Scan::plan(&listing, &new_files, options(range(StartBound::Unbounded))).await?;
-    // A source with no file at all reads as no rows of the table's columns (not as a table
-    // without columns).
-    let scanned_schema = match &table_schema {
-        Some(table) if listing.files.is_empty() => Arc::clone(table),
-        _ => Arc::clone(&known_plan.schema),
-    };
+    let scanned_schema = scanned_schema(&listing, &known_plan, table_schema.as_ref());
     report.phase("plan", clock.elapsed());
 
     let clock = Instant::now();

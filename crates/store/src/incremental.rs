@@ -86,6 +86,19 @@ pub async fn previous_ledger(table: &Table, snapshot: &Snapshot) -> Result<Optio
     }
 }
 
+/// The schema a run's scan reads rows under: the plan's, except that a source with no file at
+/// all reads as no rows of the table's columns (not as a table without columns).
+pub fn scanned_schema(
+    listing: &crate::source::Listing,
+    plan: &crate::source::ScanPlan,
+    table: Option<&arrow_schema::SchemaRef>,
+) -> arrow_schema::SchemaRef {
+    match table {
+        Some(table) if listing.files.is_empty() => Arc::clone(table),
+        _ => Arc::clone(&plan.schema),
+    }
+}
+
 /// The ledger to commit: this run's listing, plus entries of files the run left unread on
 /// purpose (rewritten files skipped keep their old entry, so they stay reported as rewritten).
 pub fn next_ledger(

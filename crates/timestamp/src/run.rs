@@ -32,7 +32,7 @@ use highwater_core::watermark::{Lookback, StartBound, WatermarkKind, WatermarkVa
 use highwater_core::zone::Zone;
 use highwater_store::incremental::{
     CursorTicks, LEDGER_STATE, LateFiles, NullCursors, OutputMode, RewrittenFiles, add_scan_metrics, cursor_kind,
-    cursor_ticks, next_ledger, previous_ledger,
+    cursor_ticks, next_ledger, previous_ledger, scanned_schema,
 };
 use highwater_store::source::{ColumnRange, Listing, Scan, ScanOptions, ScanPlan, SchemaPolicy, Source, SourceFile};
 use highwater_store::write::{ChangeOp, MergeOptions, MergeWriter, ParquetSink, SchemaEvolution, conform, reconcile};
@@ -219,12 +219,7 @@ pub(crate) async fn execute(loader: &TimestampLoader, plan: bool) -> Result<Load
     };
     let known_plan = Scan::plan(&listing, &known, scan_options(column_range(start.clone()))).await?;
     let new_plan = Scan::plan(&listing, &new_files, scan_options(column_range(StartBound::Unbounded))).await?;
-    // A source with no file at all reads as no rows of the table's columns (not as a table
-    // without columns).
-    let scanned_schema = match &table_schema {
-        Some(table) if listing.files.is_empty() => Arc::clone(table),
-        _ => Arc::clone(&known_plan.schema),
-    };
+    let scanned_schema = scanned_schema(&listing, &known_plan, table_schema.as_ref());
     report.phase("plan", clock.elapsed());
 
     // The transaction and the output.
