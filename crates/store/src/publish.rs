@@ -49,6 +49,55 @@ pub(crate) async fn is_published(
     Ok(true)
 }
 
+/// Checks, before a roll-forward moves anything, that every file the commit publishes is still
+/// where it was staged or already at its final name. A commit whose staged data is gone can never
+/// be published completely: it fails with [`Error::StagedFileMissing`] and nothing of it is
+/// moved (publishing the other files would make part of a broken version visible).
+///
+/// Each file is looked for where it comes from first, then at its final name: a concurrent
+/// publisher copies before it deletes, so a file is always in one of the two places.
+pub(crate) async fn check_publishable(table: &Table, commit: &Commit, added: &[DataFile]) -> Result<()> {
+    if commit.publish == PublishMode::Direct {
+        return Ok(());
+    }
+    let io = &table.io;
+    let pending: Vec<&DataFile> = added.iter().filter(|f| f.publish_from.is_some()).collect();
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let staged: BTreeSet<String> = io
+        .list(&io.layout.staging_dir(&commit.run_id))
+        .await?
+        .iter()
+        .filter_map(|m| io.layout.relative(&m.location))
+        .collect();
+    let staging = format!("{}/staging/", crate::layout::META_DIR);
+    futures::stream::iter(pending.into_iter().map(|file| {
+        let (staged, staging) = (&staged, &staging);
+        async move {
+            let from = file.publish_from.as_deref().unwrap_or_default();
+            let at_source = if from.starts_with(staging.as_str()) {
+                staged.contains(from)
+            } else {
+                io.head(&io.layout.join(from)).await?.is_some()
+            };
+            if at_source || io.head(&io.layout.join(&file.path)).await?.is_some() {
+                Ok(())
+            } else {
+                Err(Error::StagedFileMissing {
+                    version: commit.version,
+                    path: file.path.clone(),
+                    staged: from.to_owned(),
+                })
+            }
+        }
+    }))
+    .buffer_unordered(CONCURRENCY)
+    .try_collect::<Vec<()>>()
+    .await?;
+    Ok(())
+}
+
 /// Moves the commit's staged files into place, then its replaced files out of the way.
 pub(crate) async fn publish(table: &Table, commit: &Commit, added: &[DataFile], removed: &[DataFile]) -> Result<()> {
     if commit.publish == PublishMode::Direct {

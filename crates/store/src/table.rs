@@ -433,6 +433,7 @@ impl Table {
         if crate::publish::is_published(self, &commit, &added, &removed).await? {
             return Ok(None);
         }
+        crate::publish::check_publishable(self, &commit, &added).await?;
         tracing::info!(version = latest, run_id = %commit.run_id, "rolling forward an unfinished publish");
         crate::publish::publish(self, &commit, &added, &removed).await?;
         Ok(Some(latest))

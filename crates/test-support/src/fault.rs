@@ -74,6 +74,21 @@ pub enum Fault {
         /// How many times.
         times: u64,
     },
+    /// Crash at an operation of `kind` (any kind when `None`) whose path contains
+    /// `path_contains`: the first `skip` matching operations go through, the next one crashes
+    /// (`skip: 0` crashes at the first match). It and every later operation fail, as with
+    /// [`Fault::CrashAt`]; with `after`, the crashing operation lands before its reply is lost.
+    /// A copy or rename matches on `"<from> -> <to>"`.
+    CrashMatching {
+        /// The kind, or any.
+        kind: Option<OpKind>,
+        /// A substring of the path.
+        path_contains: String,
+        /// Matching operations to let through before the crash.
+        skip: u64,
+        /// Whether the crashing operation lands before the crash.
+        after: bool,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -210,6 +225,20 @@ impl FaultStore {
                     {
                         *times -= 1;
                         decision = Decision::FailBefore(injected(op, kind, path, "failure"));
+                    }
+                    Fault::CrashMatching { kind: wanted, path_contains, skip, after }
+                        if wanted.is_none_or(|w| w == kind) && path.contains(path_contains.as_str()) =>
+                    {
+                        if *skip > 0 {
+                            *skip -= 1;
+                        } else {
+                            crash = true;
+                            decision = if *after {
+                                Decision::FailAfter(injected(op, kind, path, "crash after the matching operation"))
+                            } else {
+                                Decision::FailBefore(injected(op, kind, path, "crash before the matching operation"))
+                            };
+                        }
                     }
                     _ => {}
                 }
@@ -409,5 +438,51 @@ mod tests {
         assert!(store.put(&Path::from("x/log/1"), PutPayload::from_static(b"1")).await.is_ok());
         assert!(store.put(&Path::from("x/data"), PutPayload::from_static(b"1")).await.is_ok());
         assert!(matches!(store.operation_log()[0].0, OpKind::Put));
+    }
+
+    #[tokio::test]
+    async fn crash_at_a_matching_operation() {
+        for after in [false, true] {
+            let inner: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+            let store = FaultStore::new(Arc::clone(&inner)).with_fault(Fault::CrashMatching {
+                kind: Some(OpKind::Put),
+                path_contains: "log/".into(),
+                skip: 1,
+                after,
+            });
+            // Other kinds and other paths do not count; the first matching put is let through.
+            store.put(&Path::from("x/data"), PutPayload::from_static(b"d")).await.unwrap();
+            store.head(&Path::from("x/data")).await.unwrap();
+            store.put(&Path::from("x/log/0"), PutPayload::from_static(b"0")).await.unwrap();
+            store.get(&Path::from("x/log/0")).await.unwrap();
+            assert!(!store.crashed());
+            // The second matching put crashes.
+            assert!(store.put(&Path::from("x/log/1"), PutPayload::from_static(b"1")).await.is_err());
+            assert!(store.crashed());
+            assert_eq!(inner.head(&Path::from("x/log/1")).await.is_ok(), after, "landed iff after (after: {after})");
+            // Dead: every later operation fails, whatever it is.
+            assert!(store.put(&Path::from("x/other"), PutPayload::from_static(b"o")).await.is_err());
+            assert!(store.get(&Path::from("x/data")).await.is_err());
+            assert!(inner.head(&Path::from("x/other")).await.is_err());
+            assert_eq!(store.operations(), 7);
+        }
+    }
+
+    #[tokio::test]
+    async fn crash_matching_any_kind_matches_renames_by_their_paths() {
+        let inner: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        inner.put(&Path::from("staging/a.staged"), PutPayload::from_static(b"a")).await.unwrap();
+        let store = FaultStore::new(Arc::clone(&inner)).with_fault(Fault::CrashMatching {
+            kind: None,
+            path_contains: "-> final/".into(),
+            skip: 0,
+            after: true,
+        });
+        // A get of the staged file does not match; the rename into `final/` does.
+        store.get(&Path::from("staging/a.staged")).await.unwrap();
+        assert!(store.rename(&Path::from("staging/a.staged"), &Path::from("final/a")).await.is_err());
+        assert!(store.crashed());
+        assert!(inner.head(&Path::from("final/a")).await.is_ok(), "the rename landed, its reply was lost");
+        assert_eq!(store.operation_log()[1], (OpKind::Rename, "staging/a.staged -> final/a".to_owned()));
     }
 }

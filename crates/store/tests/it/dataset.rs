@@ -291,3 +291,199 @@ async fn zero_files_scan_to_nothing() {
     let batches = scan_all(&source(&store, SourceOptions::default()), ScanOptions::default()).await.unwrap();
     assert!(batches.is_empty());
 }
+
+/// Parquet bytes of `batch`, uncompressed and dictionary-encoded (so that a test can find and
+/// damage the encoded values).
+fn uncompressed_parquet(batch: &RecordBatch) -> Vec<u8> {
+    use parquet::file::properties::WriterProperties;
+    let properties = WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::UNCOMPRESSED)
+        .set_dictionary_enabled(true)
+        .build();
+    let mut bytes = Vec::new();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(&mut bytes, batch.schema(), Some(properties)).unwrap();
+    writer.write(batch).unwrap();
+    writer.close().unwrap();
+    bytes
+}
+
+/// A file with a valid footer whose data page makes the Parquet decoder panic: the bit-packed
+/// run header of the definition levels (256 levels of 1 bit: `65` = 32 groups of 8, after the
+/// levels' 4-byte length 33) is changed to `0x21`, so the rest of the page is misread as runs
+/// longer than the page (arrow-buffer asserts "offset + len out of bounds").
+fn panicking_data_page() -> Vec<u8> {
+    let values: arrow_array::Int64Array = (0..256).map(|i| (i % 5 != 0).then_some(i % 4)).collect();
+    let batch = RecordBatch::try_from_iter([("k", Arc::new(values) as arrow_array::ArrayRef)]).unwrap();
+    let mut bytes = uncompressed_parquet(&batch);
+    let metadata =
+        parquet::file::metadata::ParquetMetaDataReader::new().parse_and_finish(&Bytes::from(bytes.clone())).unwrap();
+    let column = metadata.row_group(0).column(0);
+    let (start, length) = column.byte_range();
+    let data_page = usize::try_from(column.data_page_offset()).unwrap()..usize::try_from(start + length).unwrap();
+    let levels: Vec<usize> = data_page.clone().filter(|&at| bytes[at..].starts_with(&[33, 0, 0, 0, 65])).collect();
+    assert_eq!(levels.len(), 1, "the definition levels of the data page, once: {:?}", &bytes[data_page]);
+    bytes[levels[0] + 4] = 0x21;
+    bytes
+}
+
+fn panic_of<T>(run: impl FnOnce() -> T) -> Option<String> {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run));
+    outcome.err().map(|panic| {
+        panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_default()
+    })
+}
+
+/// A panic inside the Parquet decoder — while reading a footer's embedded Arrow schema (arrow-ipc)
+/// or decoding a data page (parquet/arrow-buffer) — is a typed error naming the file, not a crash.
+#[tokio::test]
+async fn a_decoder_panic_is_a_typed_error_naming_the_file() {
+    let footer = Bytes::from_static(include_bytes!("../fixtures/arrow-schema-panic.parquet"));
+    let data_page = Bytes::from(panicking_data_page());
+    // The raw decoders do panic on these bytes (else this test would not test the catch).
+    let footer_panic =
+        panic_of(|| parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(footer.clone()).map(|_| ()));
+    assert!(footer_panic.is_some(), "the footer no longer panics the decoder");
+    let page_panic = panic_of(|| {
+        let reader =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(data_page.clone()).unwrap().build();
+        reader.unwrap().map(|batch| batch.map(|b| b.num_rows())).collect::<Vec<_>>()
+    });
+    assert!(page_panic.as_deref().is_some_and(|m| m.contains("out of bounds")), "{page_panic:?}");
+
+    for (name, bytes, at_plan) in
+        [("schema-panic.parquet", footer, true), ("deeper/page-panic.parquet", data_page, false)]
+    {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        store.put(&Path::from(format!("src/{name}")), PutPayload::from_bytes(bytes)).await.unwrap();
+        let source = source(&store, SourceOptions::default());
+        let listing = source.list().await.unwrap();
+        let planned = Scan::plan(&listing, &listing.files, ScanOptions::default()).await;
+        // A bad footer fails the plan; a bad page passes it and fails the stream.
+        assert_eq!(planned.is_err(), at_plan, "{name}: {:?}", planned.as_ref().err());
+        let error = match planned {
+            Err(error) => error,
+            Ok(plan) => plan.stream().try_collect::<Vec<_>>().await.expect_err("the page decodes"),
+        };
+        let key = format!("memory://src/{name}");
+        assert!(
+            matches!(&error, Error::CorruptFile { file, detail } if *file == key && detail.contains("the Parquet decoder panicked")),
+            "{name}: {error}"
+        );
+    }
+}
+
+/// A source of two locations (two prefixes of one store, one a string prefix of the other) lists
+/// every file of both once, keyed by location, and reads all of their rows.
+#[tokio::test]
+async fn a_source_over_two_locations_lists_and_reads_both() {
+    let (store, _) = highwater_store::store_for("memory://two-locations").unwrap();
+    put_parquet(&store, "landing/eu/part-0.parquet", &source_rows(1, 100, 1), 50).await;
+    put_parquet(&store, "landing/eu/day=1/part-1.parquet", &source_rows(101, 50, 1), 50).await;
+    // The same relative name under the second location is another file.
+    put_parquet(&store, "landing/eu-west/part-0.parquet", &source_rows(151, 70, 1), 50).await;
+    put_parquet(&store, "landing/other/part-9.parquet", &source_rows(1000, 10, 1), 50).await;
+    let locations = ["memory://two-locations/landing/eu", "memory://two-locations/landing/eu-west/"];
+    let source = Source::open(&locations, SourceOptions::default()).unwrap();
+    let listing = source.list().await.unwrap();
+    let files: Vec<(&str, usize, &str)> =
+        listing.files.iter().map(|f| (f.key.as_str(), f.root, f.relative.as_str())).collect();
+    assert_eq!(
+        files,
+        [
+            ("memory://two-locations/landing/eu-west/part-0.parquet", 1, "part-0.parquet"),
+            ("memory://two-locations/landing/eu/day=1/part-1.parquet", 0, "day=1/part-1.parquet"),
+            ("memory://two-locations/landing/eu/part-0.parquet", 0, "part-0.parquet"),
+        ]
+    );
+    let batches = scan_all(&source, ScanOptions::default()).await.unwrap();
+    let mut ids: Vec<i64> = batches
+        .iter()
+        .flat_map(|b| {
+            b.column_by_name("id")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<arrow_array::Int64Array>()
+                .unwrap()
+                .values()
+                .to_vec()
+        })
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=220).collect::<Vec<i64>>());
+    // The ledger tells the two `part-0.parquet` apart: a new file in one location is new alone.
+    let ledger = Ledger::of(&listing);
+    put_parquet(&store, "landing/eu-west/part-1.parquet", &source_rows(221, 5, 1), 50).await;
+    let classes = ledger.classify(&source.list().await.unwrap());
+    assert_eq!(
+        classes.new.iter().map(|f| f.key.as_str()).collect::<Vec<_>>(),
+        ["memory://two-locations/landing/eu-west/part-1.parquet"]
+    );
+    assert_eq!(classes.unchanged.len(), 3);
+}
+
+/// Hive partition pruning skips the data of pruned partitions: the rows and bytes read are those
+/// of the kept partitions' row groups, and a pruned file costs its footer only.
+#[tokio::test]
+async fn hive_partition_pruning_reads_only_the_kept_partitions() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    for (day, first) in [("2024-01-01", 1), ("2024-01-02", 101), ("2024-01-03", 201)] {
+        put_parquet(&store, &format!("src/day={day}/part-0.parquet"), &source_rows(first, 100, 3), 50).await;
+    }
+    let source = source(&store, SourceOptions::default());
+    let listing = source.list().await.unwrap();
+    let range = |start: i32| ColumnRange {
+        column: "day".into(),
+        start: StartBound::Exclusive(WatermarkValue::date(start)),
+        end: None,
+        naive_zone: None,
+        keep_nulls: false,
+    };
+    // (plan, bytes fetched by the plan, bytes fetched by the stream, rows streamed)
+    let scan = async |range: Option<ColumnRange>| {
+        let plan = Scan::plan(&listing, &listing.files, ScanOptions { range, ..ScanOptions::default() }).await.unwrap();
+        let metrics = plan.metrics();
+        let footers = metrics.bytes_read.load(Ordering::Relaxed);
+        let kept_bytes: u64 = plan
+            .files
+            .iter()
+            .flat_map(|f| f.row_groups.iter().map(|&g| f.metadata.metadata().row_groups()[g].compressed_size() as u64))
+            .sum();
+        let files: Vec<String> = plan.files.iter().map(|f| f.file.relative.clone()).collect();
+        let batches: Vec<RecordBatch> = plan.stream().map_ok(|b| b.batch).try_collect().await.unwrap();
+        let rows = batches.iter().map(RecordBatch::num_rows).sum::<usize>() as u64;
+        let data = metrics.bytes_read.load(Ordering::Relaxed) - footers;
+        (metrics, files, footers, data, kept_bytes, rows)
+    };
+    let (all, _, all_footers, all_data, all_kept, all_rows) = scan(None).await;
+    let (pruned, files, footers, data, kept, rows) = scan(Some(range(19_723))).await; // > 2024-01-01
+    assert_eq!(files, ["day=2024-01-02/part-0.parquet", "day=2024-01-03/part-0.parquet"]);
+    assert_eq!(
+        [
+            pruned.files_pruned.load(Ordering::Relaxed),
+            pruned.files_scanned.load(Ordering::Relaxed),
+            pruned.row_groups_pruned.load(Ordering::Relaxed),
+            pruned.row_groups_scanned.load(Ordering::Relaxed),
+        ],
+        [1, 2, 2, 4]
+    );
+    assert_eq!((all.files_pruned.load(Ordering::Relaxed), all.row_groups_scanned.load(Ordering::Relaxed)), (0, 6));
+    assert_eq!((rows, pruned.rows_read.load(Ordering::Relaxed)), (200, 200));
+    assert_eq!((all_rows, all.rows_read.load(Ordering::Relaxed)), (300, 300));
+    // Every footer is read to plan (the schema check sees every file) ...
+    assert_eq!(footers, all_footers);
+    // ... but the data fetched is exactly the kept row groups': none of the pruned partition's.
+    assert_eq!(data, kept, "pruned scan: {data} data bytes, its row groups hold {kept}");
+    assert_eq!(all_data, all_kept);
+    let pruned_file = &listing.files[0];
+    assert_eq!(pruned_file.relative, "day=2024-01-01/part-0.parquet");
+    assert!(data > 0 && data < all_data, "{data} of {all_data}");
+    assert!(all_data - data < pruned_file.size, "the pruned partition's data is all that was saved");
+    // A range past every partition reads no data at all.
+    let (none, files, _, data, _, rows) = scan(Some(range(19_725))).await;
+    assert!(files.is_empty());
+    assert_eq!((none.files_pruned.load(Ordering::Relaxed), data, rows), (3, 0, 0));
+}

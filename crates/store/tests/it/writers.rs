@@ -11,11 +11,12 @@ use highwater_core::key::{KeyHasher, KeyOptions};
 use highwater_core::report::Pattern;
 use highwater_core::watermark::WatermarkValue;
 use highwater_store::write::{
-    ChangeOp, CompactOptions, MergeOptions, MergeWriter, ParquetSink, SchemaEvolution, SinkOptions, compact, reconcile,
+    ChangeOp, Codec, CompactOptions, MergeOptions, MergeWriter, ParquetSink, SchemaEvolution, SinkOptions, compact,
+    conform, reconcile,
 };
-use highwater_store::{Operation, RunSpec, Table};
+use highwater_store::{Operation, RunSpec, Table, TableOptions};
 use highwater_test_support::data::{put_parquet, source_rows};
-use highwater_test_support::{Backend, crash_harness};
+use highwater_test_support::{Backend, Fault, FaultStore, OpKind, crash_harness};
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
@@ -438,4 +439,174 @@ async fn visible_files_at(store: &Arc<dyn ObjectStore>) -> std::collections::BTr
             (!relative.starts_with("_highwater")).then_some(relative)
         })
         .collect()
+}
+
+/// Every object under the table's root, by path.
+async fn all_objects(store: &Arc<dyn ObjectStore>) -> BTreeMap<String, bytes::Bytes> {
+    let listed: Vec<_> = futures::TryStreamExt::try_collect::<Vec<_>>(store.list(Some(&root()))).await.unwrap();
+    let mut all = BTreeMap::new();
+    for meta in listed {
+        let bytes = store.get(&meta.location).await.unwrap().bytes().await.unwrap();
+        all.insert(meta.location.to_string(), bytes);
+    }
+    all
+}
+
+/// `retain_replaced` (default `true`): a file an upsert replaced moves under
+/// `_highwater/replaced/<version>/`, where readers of older versions and `restore` find it; with
+/// `false` it is deleted at publish. The commit records the choice, so a roll-forward by a handle
+/// opened with the other option still follows the committing run's.
+#[tokio::test]
+async fn retain_replaced_keeps_or_deletes_the_file_a_merge_replaced() {
+    assert!(TableOptions::default().retain_replaced, "the default keeps replaced files");
+    for retain in [false, true] {
+        for crash_before_publish in [false, true] {
+            let inner: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+            let writing = TableOptions { retain_replaced: retain, ..options() };
+            let table = Table::create_with(Arc::clone(&inner), root(), &schema(), writing.clone()).await.unwrap();
+            load(&table, &[(1..=10).collect(), (11..=20).collect()], SinkOptions::default()).await;
+            let before = all_objects(&inner).await;
+            // The run commits through a store that dies at the first move of the publish.
+            let faulty = FaultStore::new(Arc::clone(&inner));
+            if crash_before_publish {
+                faulty.inject(Fault::CrashMatching {
+                    kind: Some(OpKind::Rename),
+                    path_contains: "staging".into(),
+                    skip: 0,
+                    after: false,
+                });
+            }
+            let running = Table::open_with(faulty.clone().into_dyn(), root(), writing.clone()).await.unwrap();
+            let mut run = running.begin(RunSpec::load(Pattern::Cdc)).await.unwrap();
+            let key = KeyHasher::new(["id"], &KeyOptions::default()).unwrap();
+            let mut writer = MergeWriter::new(&run, schema(), key, MergeOptions::default()).unwrap();
+            writer.push(ChangeOp::Upsert, rows(&[5], "new")).await.unwrap();
+            let outcome = writer.finish(&mut run).await.unwrap();
+            let committed = run.commit(Some(WatermarkValue::int64(2)), None).await;
+            assert_eq!(committed.is_err(), crash_before_publish, "{committed:?}");
+            assert_eq!(outcome.files_replaced.len(), 1, "{outcome:?}");
+            let replaced = outcome.files_replaced[0].clone();
+            let original = before[root().join(replaced.as_str()).as_ref()].clone();
+            // After a crash a new process rolls the publish forward, with the other option.
+            let reading = TableOptions { retain_replaced: !retain, ..options() };
+            let table = Table::open_with(Arc::clone(&inner), root(), reading).await.unwrap();
+            assert_eq!(table.commit(2).await.unwrap().retain_replaced, retain);
+            let case = format!("retain_replaced {retain}, crash before publish {crash_before_publish}");
+
+            let now = all_objects(&inner).await;
+            let kept = root().join("_highwater").join("replaced").join("00000000000000000002");
+            let kept = replaced.split('/').fold(kept, Path::join);
+            assert!(!visible_files_at(&inner).await.contains(&replaced), "{case}: still visible");
+            assert!(!now.contains_key(root().join(replaced.as_str()).as_ref()), "{case}");
+            assert_eq!(now.get(kept.as_ref()), retain.then_some(&original), "{case}: under replaced/");
+            if !retain {
+                let file_name = replaced.rsplit('/').next().unwrap();
+                assert!(!now.keys().any(|path| path.ends_with(file_name)), "{case}: {:?}", now.keys());
+            }
+            assert_eq!(contents(&table).await[&5], "new5", "{case}");
+            // Readers of version 1 and `restore` need the replaced file.
+            let located = table.files_at(1).await;
+            let restored = table.restore(1).await;
+            if retain {
+                let located = located.unwrap();
+                assert!(located.iter().any(|f| f.file.path == replaced && f.location == kept), "{case}");
+                assert_eq!(restored.unwrap().version, 3);
+                assert_eq!(contents(&table).await[&5], "v5", "{case}: restored");
+            } else {
+                let error = located.unwrap_err();
+                assert!(error.to_string().contains(&replaced), "{case}: {error}");
+                assert!(restored.is_err(), "{case}: restored without the replaced file");
+                assert_eq!(table.snapshot().await.unwrap().version, 2, "{case}");
+            }
+        }
+    }
+}
+
+/// The codec of every column chunk of a table's data files.
+async fn codecs(store: &Arc<dyn ObjectStore>, table: &Table) -> Vec<parquet::basic::Compression> {
+    let mut codecs = Vec::new();
+    for path in table.snapshot().await.unwrap().files.keys() {
+        let bytes = store.get(&table.path(path)).await.unwrap().bytes().await.unwrap();
+        let metadata = parquet::file::metadata::ParquetMetaDataReader::new().parse_and_finish(&bytes).unwrap();
+        for group in metadata.row_groups() {
+            codecs.extend(group.columns().iter().map(parquet::file::metadata::ColumnChunkMetaData::compression));
+        }
+    }
+    codecs
+}
+
+#[tokio::test]
+async fn a_zstd_sink_writes_zstd_files_that_read_back() {
+    let ids: Vec<i64> = (1..=500).collect();
+    for (codec, zstd) in [(Codec::Zstd, true), (Codec::Snappy, false)] {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let table = new_table(&store).await;
+        let sink = SinkOptions { codec, row_group_rows: 200, rows_per_file: 300, ..SinkOptions::default() };
+        load(&table, std::slice::from_ref(&ids), sink).await;
+        let codecs = codecs(&store, &table).await;
+        // 2 files (300 + 200 rows), 3 row groups, 3 columns each.
+        assert_eq!(codecs.len(), 9, "{codecs:?}");
+        let all_zstd = codecs.iter().all(|c| matches!(c, parquet::basic::Compression::ZSTD(_)));
+        let all_snappy = codecs.iter().all(|c| *c == parquet::basic::Compression::SNAPPY);
+        assert_eq!((all_zstd, all_snappy), (zstd, !zstd), "{codec:?}: {codecs:?}");
+        let batch = read_table(&table).await;
+        assert_eq!(batch, crate::common::sort_by_id(&rows(&ids, "v")), "{codec:?}");
+    }
+}
+
+/// `ignore` end to end: a source with columns the table lacks is scanned, reconciled, conformed
+/// and written; the extra columns are in no written file and the table keeps its schema.
+#[tokio::test]
+async fn schema_evolution_ignore_drops_extra_source_columns_end_to_end() {
+    use highwater_store::source::{Scan, ScanOptions, Source, SourceOptions};
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    put_parquet(&store, "src/a.parquet", &source_rows(1, 60, 4), 25).await;
+    put_parquet(&store, "src/b.parquet", &source_rows(61, 40, 4), 25).await;
+    let table_schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("amount", DataType::Float64, true),
+    ]));
+    let table = Table::create_with(Arc::clone(&store), root(), &table_schema, options()).await.unwrap();
+    let source = Source::from_store(Arc::clone(&store), Path::from("src"), "memory://src", SourceOptions::default());
+    let listing = source.list().await.unwrap();
+    let plan = Scan::plan(&listing, &listing.files, ScanOptions::default()).await.unwrap();
+    assert_eq!(plan.schema.fields().len(), 8, "the source has 5 columns more");
+    // The default refuses them; `ignore` keeps the table's schema.
+    let refused = reconcile(&table_schema, &plan.schema, SchemaEvolution::Fail, "the source").unwrap_err();
+    assert!(
+        matches!(&refused, highwater_store::Error::SchemaMismatch { column, .. } if column == "email"),
+        "{refused}"
+    );
+    let output = reconcile(&table_schema, &plan.schema, SchemaEvolution::Ignore, "the source").unwrap();
+    assert_eq!(output, table_schema);
+
+    let mut run = table.begin(RunSpec::load(Pattern::Sequence)).await.unwrap();
+    let mut sink = ParquetSink::new(run.file_target(), Arc::clone(&output), SinkOptions::default()).unwrap();
+    let mut stream = plan.stream();
+    let mut expected = Vec::new();
+    while let Some(scanned) = futures::StreamExt::next(&mut stream).await {
+        let batch = scanned.unwrap().batch;
+        expected.push(batch.project(&[0, 1, 3]).unwrap());
+        sink.write(&conform(&batch, &output).unwrap()).await.unwrap();
+    }
+    for file in sink.finish().await.unwrap() {
+        run.add_file(file).unwrap();
+    }
+    run.commit(None, None).await.unwrap();
+
+    let snapshot = table.snapshot().await.unwrap();
+    assert_eq!(snapshot.schema, table_schema, "the table schema did not grow");
+    assert!(!snapshot.files.is_empty());
+    for path in snapshot.files.keys() {
+        let bytes = store.get(&table.path(path)).await.unwrap().bytes().await.unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
+        let columns: Vec<&str> = reader.schema().fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(columns, ["id", "name", "amount"], "{path}");
+    }
+    let read = read_table(&table).await;
+    let expected = arrow_select::concat::concat_batches(&expected[0].schema(), &expected).unwrap();
+    let expected = RecordBatch::try_new(Arc::clone(&table_schema), expected.columns().to_vec()).unwrap();
+    assert_eq!(read.num_rows(), 100);
+    assert_eq!(read, crate::common::sort_by_id(&expected));
 }
