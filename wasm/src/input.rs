@@ -4,6 +4,7 @@
 //! of the file in memory (decompression aside), never copied whole a second time.
 
 use std::collections::BTreeMap;
+#[cfg(feature = "csv")]
 use std::io::Cursor;
 use std::sync::Arc;
 

@@ -146,6 +146,7 @@ async fn w4(data: &Path, out: &Path) -> Result<serde_json::Map<String, Value>, F
     let started = Instant::now();
     let incremental = highwater_diff::DiffLoader::new(&b, &scratch).key(&["id"]).run().await?;
     phases.insert("mode_b_s".into(), json!(started.elapsed().as_secs_f64()));
+    phases.insert("mode_b".into(), Value::Object(self::phases(&incremental)));
     let counts = |r: &LoadReport| (r.rows.inserted, r.rows.updated, r.rows.deleted);
     if counts(&incremental) != counts(&report) {
         return Err(format!("mode (b) found {:?}, mode (a) {:?}", counts(&incremental), counts(&report)).into());
