@@ -10,7 +10,6 @@ CARGO_FUZZ_VERSION=0.13.2
 # Must equal the `wasm-bindgen` crate version pinned in Cargo.toml.
 WASM_BINDGEN_VERSION=0.2.130
 BINARYEN_VERSION=132.0.0
-WASM_SNIP_VERSION=0.4.0
 # npm-installed tools (wasm-opt) live outside the clone's sources.
 export HIGHWATER_TOOLS=${HIGHWATER_TOOLS:-$HIGHWATER_ROOT/.tools}
 
@@ -35,8 +34,7 @@ setup_python() {
 }
 
 # The wasm build: clang (zstd's C code for wasm32), the wasm-bindgen CLI of the crate's exact
-# version (without --locked: its lock file wants a crate this registry lacks), wasm-snip (drops the
-# codecs' unused compressors), wasm-opt from npm
+# version (without --locked: its lock file wants a crate this registry lacks), wasm-opt from npm
 # binaryen (Debian's is too old for wasm-bindgen 0.2.130's output).
 setup_wasm() {
   if ! command -v clang >/dev/null; then
@@ -44,9 +42,6 @@ setup_wasm() {
   fi
   if ! wasm-bindgen --version 2>/dev/null | grep -q "$WASM_BINDGEN_VERSION"; then
     cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
-  fi
-  if ! wasm-snip --version 2>/dev/null | grep -q "$WASM_SNIP_VERSION"; then
-    cargo install wasm-snip --version "$WASM_SNIP_VERSION" --locked
   fi
   if [ ! -x "$HIGHWATER_TOOLS/node_modules/.bin/wasm-opt" ]; then
     mkdir -p "$HIGHWATER_TOOLS"

@@ -5,7 +5,7 @@
 #   pkg/package.json with an `exports` map choosing between them.
 # Usage: wasm/build.sh            default features (Parquet: snappy, zstd, lz4)
 #        WASM_FEATURES=csv,tz wasm/build.sh   add CSV input and IANA zones (see README.md)
-# Needs: the wasm32-unknown-unknown target, wasm-bindgen-cli of the crate's exact version, wasm-snip, and
+# Needs: the wasm32-unknown-unknown target, wasm-bindgen-cli of the crate's exact version, and
 # wasm-opt (npm binaryen@132; WASM_OPT overrides). Prints the gzipped size of the module.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -18,15 +18,7 @@ opt_flags=(-O1 --strip-debug --enable-reference-types --enable-bulk-memory --ena
   --enable-sign-ext --enable-mutable-globals --enable-multivalue)
 
 cargo build -p highwater-wasm --target wasm32-unknown-unknown --profile wasm-release ${features:+--features "$features"}
-built="$target_dir/wasm32-unknown-unknown/wasm-release/highwater_wasm.wasm"
-# The module never compresses, but parquet's codecs are trait objects, so their `compress`
-# methods (and through them all of zstd's and lz4's compressors) stay linked. wasm-snip turns
-# them into `unreachable`; wasm-opt then drops everything only they reached (-80 KB gzipped).
-mkdir -p "$target_dir/wasm-snipped"
-module="$target_dir/wasm-snipped/highwater_wasm.wasm"
-wasm-snip "$built" -o "$module" \
-  -p '.*parquet\.\.compression\.\..*Codec\$GT\$8compress.*' \
-  -p '.*zstd4bulk10compressor.*' -p '.*zstd_safe4CCtx.*'
+module="$target_dir/wasm32-unknown-unknown/wasm-release/highwater_wasm.wasm"
 rm -rf "$here/pkg"
 for flavour in web node; do
   bindgen_target=$([ "$flavour" = node ] && echo nodejs || echo web)

@@ -402,7 +402,8 @@ impl Table {
     }
 
     /// Starts a run whose commit creates the table at `root` of `store` (version 0), so that a
-    /// first run that fails leaves nothing behind. Fails if the table exists.
+    /// first run that fails leaves nothing behind. Fails if the table exists, and, like
+    /// [`Table::create_with`], on a store that does not honour put-if-absent.
     pub async fn begin_create(
         store: Arc<dyn ObjectStore>,
         root: Path,
@@ -414,6 +415,7 @@ impl Table {
         if let Some(version) = table.latest_version().await? {
             return Err(Error::TableExists { location: table.location.clone(), version });
         }
+        table.probe_put_if_absent(&new_run_id()).await?;
         Ok(Transaction::creating(table, spec, Arc::new(schema.clone())))
     }
 

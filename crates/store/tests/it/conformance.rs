@@ -156,7 +156,13 @@ async fn runs_too_old_to_commit(store: Arc<dyn ObjectStore>) {
 
 async fn probe_refuses_overwriting_store(store: Arc<dyn ObjectStore>) {
     let overwriting: Arc<dyn ObjectStore> = Arc::new(OverwritingStore(store));
-    let error = Table::create_with(overwriting, root(), &schema(), options()).await.unwrap_err();
+    let error = Table::create_with(Arc::clone(&overwriting), root(), &schema(), options()).await.unwrap_err();
+    assert!(matches!(error, Error::UnsafeStore { .. }), "{error}");
+    // A pattern's first run creates its table through `begin_create`: it probes too.
+    let spec = RunSpec::load(Pattern::Sequence);
+    let Err(error) = Table::begin_create(overwriting, root(), &schema(), options(), spec).await else {
+        panic!("begin_create accepted a store that overwrites");
+    };
     assert!(matches!(error, Error::UnsafeStore { .. }), "{error}");
 }
 

@@ -18,6 +18,10 @@ async fn eight_runners(backend: Backend) {
     .await;
     let winners = report.outcomes.iter().filter(|o| matches!(o, RaceOutcome::Committed(_))).count();
     assert_eq!(winners, 1, "{:?}", report.outcomes);
+    // The runners really raced: at least one lost with a typed conflict (not only runs that
+    // started after the winner and found nothing to do).
+    let conflicts = report.outcomes.iter().filter(|o| **o == RaceOutcome::Conflict).count();
+    assert!(conflicts >= 1, "no runner conflicted: {:?}", report.outcomes);
 }
 
 #[tokio::test]
