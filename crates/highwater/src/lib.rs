@@ -13,6 +13,8 @@
 //!
 //! Underneath: [`core`] (hashing, watermarks, change sets: no I/O, builds for wasm32) and
 //! [`store`] (the table format on `object_store`: commit log, state, recovery, upkeep).
+//! Local paths, `file://` and `memory://` locations always work; `s3://`, `gs://` and `az://`
+//! need the features `aws`, `gcp` and `azure`.
 //!
 //! # Guide
 //!

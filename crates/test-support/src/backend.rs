@@ -77,31 +77,68 @@ impl Backend {
     }
 }
 
+/// A fresh S3 trial: its URL (`s3://bucket/trials/…`), the environment that lets a process
+/// open that URL through `object_store`'s `AmazonS3Builder::from_env` (the `highwater` command's
+/// path), and a store rooted at the trial.
 #[cfg(feature = "s3")]
-fn s3_store() -> Arc<dyn ObjectStore> {
-    static TRIAL: AtomicU64 = AtomicU64::new(0);
+pub struct S3Trial {
+    /// `s3://bucket/trials/…`.
+    pub url: String,
+    /// `AWS_*` variables for a child process.
+    pub env: Vec<(&'static str, String)>,
+    /// The trial's prefix as a store.
+    pub store: Arc<dyn ObjectStore>,
+}
+
+/// A fresh S3 trial under a unique prefix.
+///
+/// # Panics
+/// Without `HIGHWATER_TEST_S3_ENDPOINT`.
+#[cfg(feature = "s3")]
+pub fn s3_trial() -> S3Trial {
     let endpoint = std::env::var("HIGHWATER_TEST_S3_ENDPOINT").expect("HIGHWATER_TEST_S3_ENDPOINT");
     let bucket = std::env::var("HIGHWATER_TEST_S3_BUCKET").unwrap_or_else(|_| "highwater".to_owned());
+    let prefix = trial_prefix();
     let store = object_store::aws::AmazonS3Builder::new()
-        .with_endpoint(endpoint)
-        .with_bucket_name(bucket)
+        .with_endpoint(&endpoint)
+        .with_bucket_name(&bucket)
         .with_region("us-east-1")
         .with_access_key_id("test")
         .with_secret_access_key("test")
         .with_allow_http(true)
         .build()
         .expect("an S3 store");
-    let prefix = format!(
+    S3Trial {
+        url: format!("s3://{bucket}/{prefix}"),
+        env: vec![
+            ("AWS_ENDPOINT", endpoint),
+            ("AWS_ALLOW_HTTP", "true".to_owned()),
+            ("AWS_REGION", "us-east-1".to_owned()),
+            ("AWS_ACCESS_KEY_ID", "test".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
+        ],
+        store: Arc::new(object_store::prefix::PrefixStore::new(store, prefix)),
+    }
+}
+
+/// A prefix no other trial (of this or another process) uses.
+#[cfg_attr(not(feature = "s3"), allow(dead_code))]
+fn trial_prefix() -> String {
+    static TRIAL: AtomicU64 = AtomicU64::new(0);
+    format!(
         "trials/{}-{}-{}",
         std::process::id(),
         TRIAL.fetch_add(1, Ordering::Relaxed),
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default()
-    );
-    Arc::new(object_store::prefix::PrefixStore::new(store, prefix))
+    )
+}
+
+#[cfg(feature = "s3")]
+fn s3_store() -> Arc<dyn ObjectStore> {
+    s3_trial().store
 }
 
 #[cfg(not(feature = "s3"))]
 fn s3_store() -> Arc<dyn ObjectStore> {
-    let _ = (AtomicU64::new(0).load(Ordering::Relaxed), ());
     panic!("highwater-test-support was built without its `s3` feature")
 }

@@ -17,5 +17,7 @@ pub mod fixtures;
 mod harness;
 
 pub use backend::{Backend, Fixture};
+#[cfg(feature = "s3")]
+pub use backend::{S3Trial, s3_trial};
 pub use fault::{Fault, FaultStore, OpKind};
 pub use harness::{CrashReport, RaceOutcome, RaceReport, crash_harness, race_harness};
