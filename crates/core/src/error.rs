@@ -89,6 +89,17 @@ pub enum Error {
         row: usize,
     },
 
+    /// A key appears twice in one snapshot.
+    #[error("the key ({key}) appears twice in {side}: keys must be unique")]
+    DuplicateKey {
+        /// The key values (`id=5, region=eu`).
+        key: String,
+        /// Which snapshot (`the new snapshot`).
+        side: String,
+        /// The key's fingerprint, to find the rows again.
+        fingerprint: u128,
+    },
+
     /// A watermark's text could not be parsed as the expected type.
     #[error("cannot parse watermark `{input}` as {expected}: {reason}")]
     ParseWatermark {

@@ -95,7 +95,7 @@ pub(crate) async fn execute(loader: &DiffLoader, plan: bool) -> Result<LoadRepor
             let reference = &snapshot.state[INDEX_STATE];
             let bytes = table.read_state(reference).await?;
             Older::Index(
-                SnapshotIndex::from_bytes(&bytes)
+                SnapshotIndex::from_buffer(arrow_buffer::Buffer::from(bytes))
                     .map_err(|e| Error::State { name: INDEX_STATE.into(), detail: e.to_string() })?,
             )
         }
@@ -247,6 +247,8 @@ pub(crate) async fn execute(loader: &DiffLoader, plan: bool) -> Result<LoadRepor
     };
     let diffed =
         context.diff(&older, old_scan, new_scan, writer.as_mut().filter(|_| emit), &mut details, &mut report).await;
+    // The previous index (as large as the new one) is not needed past the diff.
+    drop(older);
     let new_entries = match diffed {
         Ok(entries) => entries,
         Err(error) => {
@@ -290,8 +292,26 @@ pub(crate) async fn execute(loader: &DiffLoader, plan: bool) -> Result<LoadRepor
             rows: details.rows_after,
             bucket_bits: entries.bits,
         };
-        let index = entries.finish(meta, &spec)?;
-        transaction.put_state(INDEX_STATE, Bytes::from(index.to_bytes()?)).await?;
+        // Sorting and encoding millions of entries: off the runtime's threads.
+        let index_spec = spec.clone();
+        let encode = tokio::task::spawn_blocking(move || -> Result<Vec<u8>> {
+            Ok(entries.finish(meta, &index_spec)?.into_bytes()?)
+        });
+        let bytes = match encode.await {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(error)) => {
+                transaction.abort().await?;
+                return Err(match error {
+                    Error::Core(highwater_core::Error::DuplicateKey { key, fingerprint, .. }) => {
+                        duplicate(&listing, &spec, fingerprint, key, "new").await
+                    }
+                    other => other,
+                });
+            }
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(error) => return Err(Error::Config(format!("encoding the snapshot index was cancelled: {error}"))),
+        };
+        transaction.put_state(INDEX_STATE, Bytes::from(bytes)).await?;
     } else {
         transaction.remove_state(INDEX_STATE);
     }
@@ -626,13 +646,39 @@ impl NewEntries {
         let schema = self.schema.unwrap_or_else(|| {
             SnapshotHasher::new(spec).map_or_else(|_| Arc::new(Schema::empty()), |h| h.fixed_entry_schema())
         });
-        let buckets = self
-            .parts
-            .iter()
-            .map(|parts| sort_entries(&schema, parts, &spec.key, "the new snapshot"))
-            .collect::<highwater_core::Result<Vec<_>>>()?;
+        let buckets = sort_buckets(&schema, self.parts, &spec.key)?;
         Ok(SnapshotIndex { meta, schema, buckets })
     }
+}
+
+/// Sorts each bucket's entries, the buckets spread over the machine's cores; a bucket's parts are
+/// freed as soon as it is sorted, so the entries are not held twice.
+fn sort_buckets(schema: &SchemaRef, parts: Vec<Vec<RecordBatch>>, key: &[String]) -> Result<Vec<RecordBatch>> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).clamp(1, parts.len().max(1));
+    let parts: Vec<Mutex<Vec<RecordBatch>>> = parts.into_iter().map(Mutex::new).collect();
+    let next = AtomicUsize::new(0);
+    let sort = || {
+        let mut sorted = Vec::new();
+        loop {
+            let bucket = next.fetch_add(1, Ordering::Relaxed);
+            let Some(entries) = parts.get(bucket) else { return sorted };
+            let entries = std::mem::take(&mut *entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+            sorted.push((bucket, sort_entries(schema, &entries, key, "the new snapshot")));
+        }
+    };
+    let mut buckets: Vec<Option<RecordBatch>> = vec![None; parts.len()];
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads).map(|_| scope.spawn(sort)).collect();
+        for worker in workers {
+            let sorted = worker.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            for (bucket, entries) in sorted {
+                buckets[bucket] = Some(entries?);
+            }
+        }
+        Ok::<_, crate::Error>(())
+    })?;
+    Ok(buckets.into_iter().map(|bucket| bucket.unwrap_or_else(|| RecordBatch::new_empty(Arc::clone(schema)))).collect())
 }
 
 /// What classifying one batch of the new snapshot gives.
@@ -664,7 +710,9 @@ async fn diff_new(
     details.buckets = entries.as_ref().map_or(1, |e| 1 << e.bits);
     let metrics = scan.metrics();
     let spec = hasher.spec().clone();
-    let inserted = Arc::new(Mutex::new(FingerprintSet::default()));
+    // A new key twice: the kept index's sort finds it at the end (and costs nothing more);
+    // without an index, a set of the inserted keys does as they arrive.
+    let inserted = (!keep_index).then(|| Arc::new(Mutex::new(FingerprintSet::default())));
     let context = Arc::new(Classifier {
         hasher: hasher.clone(),
         old: Arc::clone(&old),
@@ -711,8 +759,8 @@ struct Classifier {
     hasher: SnapshotHasher,
     old: Arc<OldSide>,
     tolerance: Vec<(String, Tolerance)>,
-    /// Keys of inserts so far: a key inserted twice is a duplicate.
-    inserted: Arc<Mutex<FingerprintSet>>,
+    /// Keys of inserts so far, when no index is kept: a key inserted twice is a duplicate.
+    inserted: Option<Arc<Mutex<FingerprintSet>>>,
     changed_columns: bool,
     keep_index: bool,
     spec: DiffSpec,
@@ -786,8 +834,8 @@ impl Classifier {
                 unchanged += 1;
             }
         }
-        if !new_keys.is_empty() {
-            let mut inserted = self.inserted.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let (false, Some(inserted)) = (new_keys.is_empty(), &self.inserted) {
+            let mut inserted = inserted.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             for (row, fingerprint) in new_keys {
                 if !inserted.insert(fingerprint) {
                     return Ok(self.duplicate(scanned, row, fingerprint));

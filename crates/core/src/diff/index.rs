@@ -182,14 +182,22 @@ impl SnapshotIndex {
 
     /// The index as Arrow IPC stream bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        let index = self.clone().without_positions()?;
+        self.clone().into_bytes()
+    }
+
+    /// [`SnapshotIndex::to_bytes`], freeing each bucket once written: the entries and their
+    /// bytes are not both held whole.
+    pub fn into_bytes(self) -> Result<Vec<u8>> {
+        let mut index = self.without_positions()?;
         let meta = serde_json::to_string(&index.meta).map_err(|e| Error::InvalidInput(e.to_string()))?;
         let schema =
             Arc::new(index.schema.as_ref().clone().with_metadata([(META_KEY.to_owned(), meta)].into_iter().collect()));
-        let mut bytes = Vec::new();
+        // Sized up front: an index can be hundreds of megabytes, and growing by doubling copies it.
+        let body: usize = index.buckets.iter().map(RecordBatch::get_array_memory_size).sum();
+        let mut bytes = Vec::with_capacity(body + (index.buckets.len() + 1) * 1024);
         {
             let mut writer = arrow_ipc::writer::StreamWriter::try_new(&mut bytes, &schema)?;
-            for bucket in &index.buckets {
+            for bucket in std::mem::take(&mut index.buckets) {
                 writer.write(&RecordBatch::try_new(Arc::clone(&schema), bucket.columns().to_vec())?)?;
             }
             writer.finish()?;
@@ -199,6 +207,12 @@ impl SnapshotIndex {
 
     /// Reads an index written by [`SnapshotIndex::to_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        Self::from_buffer(arrow_buffer::Buffer::from(bytes))
+    }
+
+    /// [`SnapshotIndex::from_bytes`] without copying: the entries' arrays are slices of
+    /// `bytes` (e.g. a `bytes::Bytes` read from a store, converted with `Buffer::from`).
+    pub fn from_buffer(bytes: arrow_buffer::Buffer) -> Result<Self> {
         let damaged = |detail: String| Error::InvalidInput(format!("not a snapshot index: {detail}"));
         let (schema, buckets) = read_stream(bytes).map_err(damaged)?;
         let meta = schema.metadata().get(META_KEY).ok_or_else(|| damaged(format!("no `{META_KEY}` metadata")))?;
@@ -240,10 +254,10 @@ impl SnapshotIndex {
 /// the bytes it has, so a length field that lies cannot make it allocate more than `bytes` holds
 /// (the pull `StreamReader` allocates what a message header claims). arrow-ipc panics on some
 /// malformed schemas: where panics unwind (native builds), that becomes an error too.
-fn read_stream(bytes: &[u8]) -> std::result::Result<(SchemaRef, Vec<RecordBatch>), String> {
-    let decode = || -> std::result::Result<_, arrow_schema::ArrowError> {
+fn read_stream(bytes: arrow_buffer::Buffer) -> std::result::Result<(SchemaRef, Vec<RecordBatch>), String> {
+    let decode = move || -> std::result::Result<_, arrow_schema::ArrowError> {
         let mut decoder = arrow_ipc::reader::StreamDecoder::new();
-        let mut rest = arrow_buffer::Buffer::from(bytes);
+        let mut rest = bytes;
         let mut batches = Vec::new();
         while !rest.is_empty() {
             if let Some(batch) = decoder.decode(&mut rest)? {

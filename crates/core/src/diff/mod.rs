@@ -287,20 +287,44 @@ pub fn values16(array: &dyn Array) -> Result<Vec<u128>> {
 /// one snapshot — is an error naming the key values (`side` names the snapshot: `the new
 /// snapshot`).
 pub fn sort_entries(schema: &SchemaRef, entries: &[RecordBatch], key: &[String], side: &str) -> Result<RecordBatch> {
-    let all = arrow_select::concat::concat_batches(schema, entries)?;
-    let fingerprints = values16(all.column(0).as_ref())?;
-    let mut order: Vec<u32> = (0..fingerprints.len() as u32).collect();
-    order.sort_unstable_by_key(|&i| fingerprints[i as usize]);
-    if let Some(pair) = order.windows(2).find(|pair| fingerprints[pair[0] as usize] == fingerprints[pair[1] as usize]) {
-        return Err(Error::InvalidInput(format!(
-            "the key ({}) appears twice in {side}: keys must be unique",
-            describe_row(&all, pair[0] as usize, key)
-        )));
+    // (fingerprint, row hash, part, row) sorted inline: comparisons read no other memory, the two
+    // 16-byte columns are built straight from the sorted tuples, and the other columns are
+    // gathered once (not concatenated, then taken).
+    let rows: usize = entries.iter().map(RecordBatch::num_rows).sum();
+    let mut order: Vec<(u128, u128, u32, u32)> = Vec::with_capacity(rows);
+    for (part, batch) in entries.iter().enumerate() {
+        let fingerprints = values16(batch.column(0).as_ref())?;
+        let hashes = values16(batch.column(1).as_ref())?;
+        order.extend(
+            fingerprints.into_iter().zip(hashes).enumerate().map(|(row, (f, h))| (f, h, part as u32, row as u32)),
+        );
     }
-    if order.windows(2).all(|pair| pair[0] < pair[1]) {
-        return Ok(all);
+    order.sort_unstable_by_key(|entry| entry.0);
+    if let Some(pair) = order.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+        let (fingerprint, _, part, row) = pair[0];
+        return Err(Error::DuplicateKey {
+            key: describe_row(&entries[part as usize], row as usize, key),
+            side: side.to_owned(),
+            fingerprint,
+        });
     }
-    Ok(arrow_select::take::take_record_batch(&all, &UInt32Array::from(order))?)
+    if rows == 0 {
+        return Ok(RecordBatch::new_empty(Arc::clone(schema)));
+    }
+    if entries.len() == 1 && order.iter().enumerate().all(|(i, entry)| entry.3 as usize == i) {
+        return Ok(RecordBatch::try_new(Arc::clone(schema), entries[0].columns().to_vec())?);
+    }
+    let fingerprints: Vec<u128> = order.iter().map(|entry| entry.0).collect();
+    let hashes: Vec<u128> = order.iter().map(|entry| entry.1).collect();
+    let mut columns: Vec<ArrayRef> = vec![Arc::new(fixed16(&fingerprints)), Arc::new(fixed16(&hashes))];
+    drop((fingerprints, hashes));
+    let at: Vec<(usize, usize)> = order.iter().map(|entry| (entry.2 as usize, entry.3 as usize)).collect();
+    drop(order);
+    for column in 2..schema.fields().len() {
+        let parts: Vec<&dyn Array> = entries.iter().map(|batch| batch.column(column).as_ref()).collect();
+        columns.push(arrow_select::interleave::interleave(&parts, &at)?);
+    }
+    Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
 }
 
 /// Splits entries into `2^bits` buckets by fingerprint: `(bucket, rows)` for non-empty ones.

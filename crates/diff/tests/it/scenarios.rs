@@ -207,6 +207,37 @@ async fn duplicate_and_null_keys_are_errors_naming_them() {
     assert!(error.to_string().contains("null"), "{error}");
 }
 
+/// With an index kept (mode (b)), a key twice in the new snapshot is found by the index's sort
+/// — on the first run, where every key is new, and later — and still names the key and the
+/// files; nothing is committed.
+#[tokio::test]
+async fn a_key_twice_in_an_indexed_snapshot_names_key_and_files() {
+    use highwater_diff::Error;
+    let f = Folders::new();
+    f.write(
+        "today",
+        &[rows(&[1, 7], &[None, None], &[None, None]), rows(&[7, 9], &[Some("again"), None], &[None, None])],
+    );
+    let error = f.incremental().run().await.unwrap_err();
+    assert!(
+        matches!(&error, Error::DuplicateKey { key, side: "new", files } if key == "id=7" && files.contains("part-0") && files.contains("part-1")),
+        "{error}"
+    );
+    assert!(
+        highwater_store::Table::open(&f.path("changes"), TableOptions::default()).await.is_err(),
+        "no table was created"
+    );
+    f.write("today", &[rows(&[1, 2], &[None, None], &[None, None])]);
+    let first = f.incremental().run().await.unwrap();
+    assert_eq!(first.commit_version, Some(0));
+    // Later: the key twice is new (an insert) both times.
+    f.write("today", &[rows(&[1, 2, 5], &[None, None, None], &[None, None, None]), rows(&[5], &[Some("x")], &[None])]);
+    let error = f.incremental().run().await.unwrap_err();
+    assert!(matches!(&error, Error::DuplicateKey { key, side: "new", .. } if key == "id=5"), "{error}");
+    let table = highwater_store::Table::open(&f.path("changes"), TableOptions::default()).await.unwrap();
+    assert_eq!(table.latest_version().await.unwrap(), Some(0), "the failed run committed nothing");
+}
+
 #[tokio::test]
 async fn empty_snapshots_on_either_side() {
     let f = Folders::new();
