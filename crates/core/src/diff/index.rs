@@ -7,6 +7,9 @@
 //!                                    sorted by fingerprint; empty buckets are empty batches
 //! ```
 //!
+//! In memory every entry starts with its fingerprint; the bytes (format 2) leave it out, since
+//! the key values determine it, and reading computes it again and checks the order.
+//!
 //! The bucket count depends only on the row count ([`bucket_bits`]), so the native crate and the
 //! wasm build write the same bytes for the same rows. An index records how it was made (the
 //! compared columns, quantisation, hash spec): a later run cannot compare under other rules.
@@ -21,8 +24,12 @@ use super::{DiffSpec, SnapshotHasher, sort_entries, split_entries};
 use crate::error::{Error, Result};
 use crate::hash::HASH_SPEC_VERSION;
 
-/// The index format this build writes and reads.
-pub const INDEX_FORMAT: u32 = 1;
+/// The index format this build writes. Format 2 leaves the key fingerprints out of the bytes
+/// (readers compute them again from the key values: 16 bytes a row less to write, store and
+/// read); format 1, which stored them, is still read.
+pub const INDEX_FORMAT: u32 = 2;
+/// The oldest format this build reads.
+const OLDEST_READABLE_FORMAT: u32 = 1;
 /// The schema-metadata key holding [`IndexMeta`].
 pub const META_KEY: &str = "highwater.snapshot_index";
 /// Rows per bucket an index aims at.
@@ -189,16 +196,21 @@ impl SnapshotIndex {
     /// bytes are not both held whole.
     pub fn into_bytes(self) -> Result<Vec<u8>> {
         let mut index = self.without_positions()?;
+        index.meta.format = INDEX_FORMAT;
         let meta = serde_json::to_string(&index.meta).map_err(|e| Error::InvalidInput(e.to_string()))?;
+        // Every column but the fingerprint (the first), which the key values determine.
+        let stored: Vec<usize> = (1..index.schema.fields().len()).collect();
         let schema =
-            Arc::new(index.schema.as_ref().clone().with_metadata([(META_KEY.to_owned(), meta)].into_iter().collect()));
+            Arc::new(index.schema.project(&stored)?.with_metadata([(META_KEY.to_owned(), meta)].into_iter().collect()));
         // Sized up front: an index can be hundreds of megabytes, and growing by doubling copies it.
         let body: usize = index.buckets.iter().map(RecordBatch::get_array_memory_size).sum();
         let mut bytes = Vec::with_capacity(body + (index.buckets.len() + 1) * 1024);
         {
             let mut writer = arrow_ipc::writer::StreamWriter::try_new(&mut bytes, &schema)?;
             for bucket in std::mem::take(&mut index.buckets) {
-                writer.write(&RecordBatch::try_new(Arc::clone(&schema), bucket.columns().to_vec())?)?;
+                let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(bucket.num_rows()));
+                let columns = bucket.project(&stored)?.columns().to_vec();
+                writer.write(&RecordBatch::try_new_with_options(Arc::clone(&schema), columns, &options)?)?;
             }
             writer.finish()?;
         }
@@ -217,9 +229,13 @@ impl SnapshotIndex {
         let (schema, buckets) = read_stream(bytes).map_err(damaged)?;
         let meta = schema.metadata().get(META_KEY).ok_or_else(|| damaged(format!("no `{META_KEY}` metadata")))?;
         let meta: IndexMeta = serde_json::from_str(meta).map_err(|e| damaged(e.to_string()))?;
-        if meta.format != INDEX_FORMAT {
-            return Err(damaged(format!("format {} (this build reads {INDEX_FORMAT})", meta.format)));
+        if !(OLDEST_READABLE_FORMAT..=INDEX_FORMAT).contains(&meta.format) {
+            return Err(damaged(format!(
+                "format {} (this build reads {OLDEST_READABLE_FORMAT} to {INDEX_FORMAT})",
+                meta.format
+            )));
         }
+        let stores_fingerprints = meta.format == 1;
         if meta.bucket_bits > MAX_BITS {
             return Err(damaged(format!("{} bucket bits (at most {MAX_BITS})", meta.bucket_bits)));
         }
@@ -228,11 +244,13 @@ impl SnapshotIndex {
         }
         // The entries must be what the metadata's spec writes — fingerprint, row hash, [column
         // hashes], then the key columns (none for an empty snapshot) — as every reader assumes.
-        let fixed = SnapshotHasher::new(&meta.spec).map_err(|e| damaged(e.to_string()))?.fixed_entry_schema();
+        let hasher = SnapshotHasher::new(&meta.spec).map_err(|e| damaged(e.to_string()))?;
+        let fixed = hasher.fixed_entry_schema();
+        let fixed_fields = &fixed.fields()[usize::from(!stores_fingerprints)..];
         let fields = schema.fields();
-        let (head, keys) = fields.split_at(fixed.fields().len().min(fields.len()));
-        let fixed_ok = head.len() == fixed.fields().len()
-            && head.iter().zip(fixed.fields()).all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
+        let (head, keys) = fields.split_at(fixed_fields.len().min(fields.len()));
+        let fixed_ok = head.len() == fixed_fields.len()
+            && head.iter().zip(fixed_fields).all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
         let keys_ok = keys.is_empty() || keys.iter().map(|f| f.name()).eq(meta.spec.key.iter());
         if !fixed_ok || !keys_ok {
             let found: Vec<String> = fields.iter().map(|f| format!("{}: {}", f.name(), f.data_type())).collect();
@@ -241,13 +259,54 @@ impl SnapshotIndex {
                 found.join(", ")
             )));
         }
-        let schema = Arc::new(schema.as_ref().clone().with_metadata(std::collections::HashMap::default()));
+        let mut schema = schema.as_ref().clone().with_metadata(std::collections::HashMap::default());
+        let mut buckets = buckets;
+        if !stores_fingerprints {
+            buckets = buckets
+                .iter()
+                .enumerate()
+                .map(|(number, bucket)| with_fingerprints(&hasher, bucket, number, meta.bucket_bits))
+                .collect::<std::result::Result<_, String>>()
+                .map_err(damaged)?;
+            let mut all = vec![fixed.field(0).clone()];
+            all.extend(schema.fields().iter().map(|f| f.as_ref().clone()));
+            schema = Schema::new(all);
+        }
+        let schema = Arc::new(schema);
         let buckets = buckets
             .into_iter()
             .map(|b| RecordBatch::try_new(Arc::clone(&schema), b.columns().to_vec()))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(SnapshotIndex { meta, schema, buckets })
     }
+}
+
+/// A stored bucket with its fingerprints computed again from its key values in front; they must
+/// be ascending and belong to bucket `number`, as the writer sorted them (else the bytes are not
+/// the index they claim to be).
+fn with_fingerprints(
+    hasher: &SnapshotHasher,
+    bucket: &RecordBatch,
+    number: usize,
+    bits: u32,
+) -> std::result::Result<RecordBatch, String> {
+    let fingerprints = if bucket.num_rows() == 0 {
+        Vec::new()
+    } else {
+        hasher.keys.fingerprints(bucket).map_err(|e| format!("bucket {number}: {e}"))?
+    };
+    if fingerprints.windows(2).any(|pair| pair[0] >= pair[1])
+        || fingerprints.iter().any(|f| crate::key::bucket_of(*f, bits) != number)
+    {
+        return Err(format!("bucket {number}'s keys are not the sorted keys of that bucket"));
+    }
+    let mut columns: Vec<arrow_array::ArrayRef> = vec![Arc::new(super::fixed16(&fingerprints))];
+    columns.extend(bucket.columns().iter().cloned());
+    let mut fields =
+        vec![arrow_schema::Field::new(super::FINGERPRINT_COLUMN, arrow_schema::DataType::FixedSizeBinary(16), false)];
+    fields.extend(bucket.schema().fields().iter().map(|f| f.as_ref().clone()));
+    let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(bucket.num_rows()));
+    RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), columns, &options).map_err(|e| e.to_string())
 }
 
 /// The schema and batches of Arrow IPC stream bytes. The push decoder slices each message out of
@@ -366,6 +425,23 @@ mod tests {
         let empty = SnapshotIndex::build(&honest.meta.spec, &[]).unwrap();
         let read = SnapshotIndex::from_bytes(&empty.to_bytes().unwrap()).unwrap();
         assert_eq!(read.meta.rows, 0);
+    }
+
+    /// Format 2 stores no fingerprints: the reader computes them from the key values, and keys
+    /// out of order (or of another bucket) mean the bytes are not an index.
+    #[test]
+    fn stored_keys_must_be_the_sorted_keys_of_their_bucket() {
+        let honest = index();
+        let bytes = honest.to_bytes().unwrap();
+        let read = SnapshotIndex::from_bytes(&bytes).unwrap();
+        assert_eq!(read.buckets, honest.buckets, "fingerprints computed again");
+        assert_eq!(read.schema, honest.schema);
+        let mut reversed = honest.clone();
+        let rows = honest.buckets[0].num_rows() as u32;
+        let backwards = arrow_array::UInt32Array::from_iter_values((0..rows).rev());
+        reversed.buckets = vec![arrow_select::take::take_record_batch(&honest.buckets[0], &backwards).unwrap()];
+        let error = SnapshotIndex::from_bytes(&reversed.to_bytes().unwrap()).unwrap_err();
+        assert!(error.to_string().contains("not the sorted keys of that bucket"), "{error}");
     }
 
     // Found by the `index_decode` fuzz target: 64 bucket bits overflowed the bucket-count check
