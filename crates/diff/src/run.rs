@@ -297,9 +297,9 @@ pub(crate) async fn execute(loader: &DiffLoader, plan: bool) -> Result<LoadRepor
         let encode = tokio::task::spawn_blocking(move || -> Result<Vec<u8>> {
             Ok(entries.finish(meta, &index_spec)?.into_bytes()?)
         });
-        let bytes = match encode.await {
-            Ok(Ok(bytes)) => bytes,
-            Ok(Err(error)) => {
+        let bytes = match blocking_outcome(encode.await, "encoding the snapshot index") {
+            Ok(bytes) => bytes,
+            Err(error) => {
                 transaction.abort().await?;
                 return Err(match error {
                     Error::Core(highwater_core::Error::DuplicateKey { key, fingerprint, .. }) => {
@@ -308,8 +308,6 @@ pub(crate) async fn execute(loader: &DiffLoader, plan: bool) -> Result<LoadRepor
                     other => other,
                 });
             }
-            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-            Err(error) => return Err(Error::Config(format!("encoding the snapshot index was cancelled: {error}"))),
         };
         transaction.put_state(INDEX_STATE, Bytes::from(bytes)).await?;
     } else {
@@ -517,14 +515,19 @@ fn on_threads<T: Send + 'static>(
             let work = Arc::clone(&work);
             async move {
                 let batch = batch?;
-                match tokio::task::spawn_blocking(move || work(batch)).await {
-                    Ok(result) => result,
-                    Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-                    Err(error) => Err(Error::Config(format!("a hashing task was cancelled: {error}"))),
-                }
+                blocking_outcome(tokio::task::spawn_blocking(move || work(batch)).await, "a hashing task")
             }
         })
         .buffered(HASHING_IN_FLIGHT)
+}
+
+/// A blocking task's result: its panic resumed here, a cancellation an error naming `what`.
+fn blocking_outcome<T>(joined: std::result::Result<Result<T>, tokio::task::JoinError>, what: &str) -> Result<T> {
+    match joined {
+        Ok(result) => result,
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        Err(error) => Err(Error::Config(format!("{what} was cancelled: {error}"))),
+    }
 }
 
 /// Reads the older snapshot into memory: entries by bucket, sorted, duplicates refused.
