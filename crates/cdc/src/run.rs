@@ -75,7 +75,7 @@ pub(crate) async fn execute(loader: &CdcLoader, plan: bool) -> Result<LoadReport
 
     let source = loader.source_place().source(&loader.sources[1..], loader.source_options.clone())?;
     let listing = source.list().await?;
-    report.files.listed = listing.files.len() as u64;
+    listing.note_in(&mut report);
     let classes = previous.as_ref().map(|ledger| ledger.classify(&listing));
     let (mut to_read, rewritten) = match &classes {
         None => (listing.files.clone(), Vec::new()),

@@ -170,6 +170,10 @@ pub async fn watermark_import(
             .ok_or_else(|| format!("the seed's watermark table at {path} has no row for `{}`", table.name))?,
         (None, None) => return Err("give the watermark with --value, or the seed's watermark table with --from".into()),
     };
+    if previous.as_ref() == Some(&watermark) {
+        // A re-run of the same import (a retried script) must not add a version.
+        return Ok(format!("{}: watermark {watermark} unchanged (nothing committed)\n", table.name));
+    }
     let place = Place::Location(table.target.clone().unwrap_or_default());
     let schema = arrow_schema::Schema::empty();
     let mut transaction = place
@@ -205,6 +209,11 @@ pub async fn watermark_export(tables: &[&TableConfig], path: &str) -> Result<Str
 
 /// Rewrites the seed's flat watermark files at `path` into the partitioned layout.
 pub async fn watermark_migrate(path: &str) -> Result<String, String> {
+    if highwater::store::seed::seed_layout(path).await.map_err(|e| e.to_string())?
+        == highwater::store::seed::SeedLayout::Missing
+    {
+        return Err(format!("no seed watermark table at {path}: nothing to migrate"));
+    }
     let tables = highwater::store::seed::migrate_seed_watermarks(path).await.map_err(|e| e.to_string())?;
     Ok(format!("{path}: {tables} tables' watermarks now in the partitioned layout\n"))
 }
@@ -220,8 +229,11 @@ pub async fn restore(table: &TableConfig, version: u64) -> Result<String, String
 pub async fn vacuum(tables: &[&TableConfig], retention: Duration) -> Result<String, String> {
     let mut lines = String::new();
     for table in tables {
-        let Some(opened) = open(table).await? else { continue };
-        let report = opened.vacuum(retention).await.map_err(|e| format!("table `{}`: {e}", table.name))?;
+        // A table with no commit yet may still hold what dead first runs staged.
+        let report = Place::Location(table.target.clone().unwrap_or_default())
+            .vacuum(retention, &TableOptions::default())
+            .await
+            .map_err(|e| format!("table `{}`: {e}", table.name))?;
         let _ = writeln!(
             lines,
             "{}: {} objects deleted, {:.1} MB freed; versions from {} on stay readable",

@@ -10,11 +10,11 @@ use serde::Deserialize;
 
 /// What went wrong with a pipeline file.
 #[derive(Debug, thiserror::Error)]
-#[error("{file}:{line}: {message}")]
+#[error("{file}{}: {message}", if *line == 0 { String::new() } else { format!(":{line}") })]
 pub struct ConfigError {
     /// The file.
     pub file: String,
-    /// The line (1-based).
+    /// The line (1-based); 0 when the error is about the whole file (it cannot be read).
     pub line: usize,
     /// What is wrong.
     pub message: String,

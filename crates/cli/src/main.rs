@@ -13,11 +13,14 @@ mod render;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use futures::StreamExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+use highwater::store::source::Progress;
 
 use crate::config::{LoadedPipeline, TableConfig};
 use crate::render::TableOutcome;
@@ -43,7 +46,7 @@ enum Command {
         /// Customers in the sample (the other sources scale with it).
         #[arg(long, default_value_t = 10_000)]
         rows: usize,
-        /// Reports as JSON lines.
+        /// Reports as one JSON document (`day1`, `day2`: each table's outcome).
         #[arg(long)]
         json: bool,
     },
@@ -188,6 +191,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
         )
         .with_writer(std::io::stderr)
+        // Colour only for a person: not in a log file, a pipe or CI, nor with NO_COLOR set.
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -196,18 +201,44 @@ fn main() -> ExitCode {
             return ExitCode::from(FAILED);
         }
     };
-    runtime.block_on(async {
-        tokio::select! {
-            code = execute(cli.command) => code,
-            () = interrupted() => {
-                eprintln!(
-                    "highwater: interrupted — runs stopped before their commit; nothing of them is visible \
-                     (their staged files go with `highwater vacuum`)"
-                );
-                ExitCode::from(INTERRUPTED)
-            }
+    runtime.block_on(execute(cli.command))
+}
+
+/// Runs a command that is not a load, stopping it on SIGINT or SIGTERM.
+async fn until_interrupted(command: impl Future<Output = ExitCode>) -> ExitCode {
+    tokio::select! {
+        code = command => code,
+        () = interrupted() => {
+            eprintln!("highwater: interrupted");
+            ExitCode::from(INTERRUPTED)
         }
-    })
+    }
+}
+
+/// How long an interrupted process waits for its stopped runs' staged files to be deleted.
+const CLEANUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Tells what became of the runs an interruption stopped.
+fn report_interruption(outcomes: &[TableOutcome], settled: bool) {
+    let names = |landed: bool| -> String {
+        let names: Vec<&str> =
+            outcomes.iter().filter(|o| o.interrupted && o.ok == landed).map(|o| o.table.as_str()).collect();
+        names.join(", ")
+    };
+    let (stopped, landed) = (names(false), names(true));
+    let mut message = String::from("highwater: interrupted");
+    if !stopped.is_empty() {
+        message += &[" — stopped before the commit, nothing of them visible: ", &stopped].concat();
+    }
+    if !landed.is_empty() {
+        message += &[" — interrupted during the commit, which landed whole: ", &landed].concat();
+    }
+    message.push_str(if settled {
+        "; the stopped runs' staged files are removed"
+    } else {
+        "; some staged files could not be removed in time: `highwater vacuum` deletes them after the staging retention (24 h)"
+    });
+    eprintln!("{message}");
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -236,10 +267,23 @@ fn load(path: &std::path::Path) -> Result<LoadedPipeline, ExitCode> {
     })
 }
 
+/// The tables named (all when none is), or the exit code of a name the pipeline lacks.
+fn select<'a>(pipeline: &'a LoadedPipeline, names: &[String]) -> Result<Vec<&'a TableConfig>, ExitCode> {
+    commands::select(pipeline, names).map_err(|error| {
+        eprintln!("highwater: {error}");
+        ExitCode::from(BAD_CONFIG)
+    })
+}
+
 fn finish(result: Result<String, String>) -> ExitCode {
     match result {
         Ok(output) => {
-            print!("{output}");
+            // Text and JSON alike end with a newline (a shell prompt after it, `jq` happy).
+            if output.is_empty() || output.ends_with('\n') {
+                print!("{output}");
+            } else {
+                println!("{output}");
+            }
             ExitCode::SUCCESS
         }
         Err(error) => {
@@ -251,31 +295,45 @@ fn finish(result: Result<String, String>) -> ExitCode {
 
 async fn execute(command: Command) -> ExitCode {
     match command {
+        // Loads stop their own runs on an interruption (and report what finished).
         Command::Demo { dir, rows, json } => demo(&dir, rows, json).await,
-        Command::Run { pipeline, tables, plan, json } => {
-            let pipeline = match load(&pipeline) {
-                Ok(pipeline) => pipeline,
-                Err(code) => return code,
-            };
-            let selected = match commands::select(&pipeline, &tables) {
-                Ok(selected) => selected,
-                Err(error) => {
-                    eprintln!("highwater: {error}");
-                    return ExitCode::from(BAD_CONFIG);
-                }
-            };
-            let outcomes = run_tables(&selected, pipeline.settings.concurrency, plan, json).await;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&outcomes).unwrap_or_default());
-            }
-            let failed: Vec<&str> = outcomes.iter().filter(|o| !o.ok).map(|o| o.table.as_str()).collect();
-            if failed.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                eprintln!("highwater: {} of {} tables failed: {}", failed.len(), outcomes.len(), failed.join(", "));
-                ExitCode::from(FAILED)
-            }
-        }
+        Command::Run { pipeline, tables, plan, json } => run(&pipeline, &tables, plan, json).await,
+        other => Box::pin(until_interrupted(look_after(other))).await,
+    }
+}
+
+/// `highwater run`.
+async fn run(pipeline: &std::path::Path, tables: &[String], plan: bool, json: bool) -> ExitCode {
+    let pipeline = match load(pipeline) {
+        Ok(pipeline) => pipeline,
+        Err(code) => return code,
+    };
+    let selected = match select(&pipeline, tables) {
+        Ok(selected) => selected,
+        Err(code) => return code,
+    };
+    let (outcomes, interruption) = run_tables(&selected, pipeline.settings.concurrency, plan, json).await;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&outcomes).unwrap_or_default());
+    }
+    let failed: Vec<&str> = outcomes.iter().filter(|o| !o.ok && !o.interrupted).map(|o| o.table.as_str()).collect();
+    if !failed.is_empty() {
+        eprintln!("highwater: {} of {} tables failed: {}", failed.len(), outcomes.len(), failed.join(", "));
+    }
+    if let Some(settled) = interruption {
+        report_interruption(&outcomes, settled);
+        ExitCode::from(INTERRUPTED)
+    } else if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(FAILED)
+    }
+}
+
+/// The commands that look after tables.
+async fn look_after(command: Command) -> ExitCode {
+    match command {
+        Command::Demo { .. } | Command::Run { .. } => unreachable!("loads are run by `execute`"),
         Command::Status { pipeline, tables, json } => {
             with_tables(&pipeline, &tables, async |t| commands::status(t, json).await).await
         }
@@ -325,74 +383,183 @@ async fn with_tables(
         Ok(pipeline) => pipeline,
         Err(code) => return code,
     };
-    let selected = match commands::select(&pipeline, names) {
+    let selected = match select(&pipeline, names) {
         Ok(selected) => selected,
-        Err(error) => {
-            eprintln!("highwater: {error}");
-            return ExitCode::from(BAD_CONFIG);
-        }
+        Err(code) => return code,
     };
     finish(command(&selected).await)
 }
 
 /// Runs tables, `concurrency` at once; a failing table does not stop the others. Reports are
-/// printed as tables finish (spinners on a terminal), or returned for `--json`.
-async fn run_tables(tables: &[&TableConfig], concurrency: usize, plan: bool, json: bool) -> Vec<TableOutcome> {
+/// printed as tables finish (progress bars on a terminal), or returned for `--json`. SIGINT or
+/// SIGTERM stops the runs still going (before their commit): they come back `interrupted`.
+///
+/// Returns the outcomes in pipeline order and, after an interruption, whether the stopped runs
+/// settled (staged files removed, begun commits finished) in time.
+async fn run_tables(
+    tables: &[&TableConfig],
+    concurrency: usize,
+    plan: bool,
+    json: bool,
+) -> (Vec<TableOutcome>, Option<bool>) {
+    let started = chrono::Utc::now();
     let terminal = std::io::stderr().is_terminal() && !json;
-    let progress = MultiProgress::new();
-    let style =
-        ProgressStyle::with_template("{spinner} {msg} {elapsed}").unwrap_or_else(|_| ProgressStyle::default_spinner());
+    let bars = MultiProgress::new();
     // A hidden pause before each table starts, for the interruption tests.
     let delay =
         std::env::var("HIGHWATER_TEST_START_DELAY_MS").ok().and_then(|v| v.parse().ok()).map(Duration::from_millis);
-    let mut outcomes: Vec<(usize, TableOutcome)> = futures::stream::iter(tables.iter().enumerate())
+    // With --json the outcomes are printed at the end, as one document.
+    let say = |text: &str| match (json, terminal) {
+        (true, _) => {}
+        (false, true) => {
+            let _ = bars.println(text);
+        }
+        (false, false) => println!("{text}"),
+    };
+    let mut runs = futures::stream::iter(tables.iter().enumerate())
         .map(|(index, table)| {
-            let progress = &progress;
-            let style = style.clone();
+            let bars = &bars;
+            let say = &say;
             async move {
-                let spinner = terminal.then(|| {
-                    let bar = progress.add(ProgressBar::new_spinner().with_style(style).with_message(format!(
-                        "{}: {}",
-                        table.name,
-                        if plan { "planning" } else { "loading" }
-                    )));
-                    bar.enable_steady_tick(Duration::from_millis(120));
-                    bar
-                });
                 if let Some(delay) = delay {
                     tokio::time::sleep(delay).await;
                 }
-                let result = pipeline::run_table(table, plan).await;
-                if let Some(spinner) = spinner {
-                    spinner.finish_and_clear();
+                let bar = terminal.then(|| bars.add(progress_bar(&table.name, plan)));
+                let progress: Arc<Progress> = Arc::default();
+                let run = pipeline::run_table(table, plan, Arc::clone(&progress));
+                let result = watch(run, bar.as_ref(), &progress).await;
+                if let Some(bar) = bar {
+                    bar.finish_and_clear();
                 }
                 let outcome = TableOutcome {
                     table: table.name.clone(),
-                    pattern: table.pattern.map_or("?", config::PatternName::as_str).to_owned(),
+                    pattern: pattern_name(table),
                     ok: result.is_ok(),
                     error: result.as_ref().err().cloned(),
                     report: result.ok(),
+                    interrupted: false,
                 };
-                if !json {
-                    let text = match (&outcome.report, &outcome.error) {
-                        (Some(report), _) => render::human(report),
-                        (None, Some(error)) => format!("{} ({}) — FAILED: {error}\n", outcome.table, outcome.pattern),
-                        _ => String::new(),
-                    };
-                    if terminal {
-                        let _ = progress.println(text.trim_end());
-                    } else {
-                        println!("{}", text.trim_end());
-                    }
+                match (&outcome.report, &outcome.error) {
+                    (Some(report), _) => say(render::human(report).trim_end()),
+                    // The JSON goes to a file or a pipe; the error must still reach the log.
+                    (None, Some(error)) if json => eprintln!("highwater: table {}: {error}", outcome.table),
+                    (None, Some(error)) => say(&format!("{} ({}) — FAILED: {error}", outcome.table, outcome.pattern)),
+                    _ => {}
                 }
                 (index, outcome)
             }
         })
-        .buffer_unordered(concurrency.max(1))
-        .collect()
-        .await;
+        .buffer_unordered(concurrency.max(1));
+    let mut outcomes: Vec<(usize, TableOutcome)> = Vec::new();
+    let mut stop = std::pin::pin!(interrupted());
+    let stopped = loop {
+        tokio::select! {
+            next = runs.next() => match next {
+                Some(outcome) => outcomes.push(outcome),
+                None => break false,
+            },
+            () = &mut stop => break true,
+        }
+    };
+    // Dropping the runs still going drops their transactions, which delete their staged files;
+    // a commit that had begun finishes as a task of its own.
+    drop(runs);
+    let mut settled = None;
+    if stopped {
+        // A second Ctrl-C stops waiting: what the stopped runs staged then goes at `vacuum`.
+        settled = Some(tokio::select! {
+            settled = highwater::store::stopped_runs_settled(CLEANUP_TIMEOUT) => settled,
+            () = interrupted() => false,
+        });
+        for (index, table) in tables.iter().enumerate() {
+            if outcomes.iter().any(|(done, _)| *done == index) {
+                continue;
+            }
+            let landed = if plan { None } else { landed_commit(table, started).await };
+            let outcome = TableOutcome {
+                table: table.name.clone(),
+                pattern: pattern_name(table),
+                ok: landed.is_some(),
+                error: landed.is_none().then(|| "interrupted before its commit: nothing of this run is visible".into()),
+                report: landed,
+                interrupted: true,
+            };
+            match &outcome.report {
+                Some(report) => say(&format!(
+                    "{}\n  (interrupted during its commit, which landed whole)",
+                    render::human(report).trim_end()
+                )),
+                None => say(&format!("{} ({}) — interrupted before its commit", outcome.table, outcome.pattern)),
+            }
+            outcomes.push((index, outcome));
+        }
+    }
     outcomes.sort_by_key(|(index, _)| *index);
-    outcomes.into_iter().map(|(_, outcome)| outcome).collect()
+    (outcomes.into_iter().map(|(_, outcome)| outcome).collect(), settled)
+}
+
+/// The report of a commit of `table` that this process began before an interruption (its
+/// commit task finished it): the table's latest commit, if it started after `started`.
+async fn landed_commit(table: &TableConfig, started: chrono::DateTime<chrono::Utc>) -> Option<highwater::LoadReport> {
+    let place = highwater::store::incremental::Place::Location(table.target.clone()?);
+    let opened = place.open_table(&highwater::store::TableOptions::default()).await.ok()??;
+    let latest = opened.snapshot().await.ok()?.last_commit;
+    if latest.started_at < started {
+        return None;
+    }
+    let mut report = opened.commit(latest.version).await.ok()?.report?;
+    report.commit_version = Some(latest.version);
+    Some(report)
+}
+
+fn pattern_name(table: &TableConfig) -> String {
+    table.pattern.map_or("?", config::PatternName::as_str).to_owned()
+}
+
+/// A table's bar: a spinner until the scan is planned, then rows read of rows to read.
+fn progress_bar(name: &str, plan: bool) -> ProgressBar {
+    let style = ProgressStyle::with_template("{spinner} {prefix}: {msg} {elapsed}")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner());
+    let bar = ProgressBar::new_spinner().with_style(style).with_prefix(name.to_owned()).with_message(if plan {
+        "planning"
+    } else {
+        "listing and planning"
+    });
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+/// Awaits a table's run, moving its bar as the source's rows are read.
+async fn watch<T>(run: impl Future<Output = T>, bar: Option<&ProgressBar>, progress: &Progress) -> T {
+    let Some(bar) = bar else { return run.await };
+    let mut run = std::pin::pin!(run);
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut counting = false;
+    loop {
+        tokio::select! {
+            done = &mut run => return done,
+            _ = tick.tick() => {
+                let planned = progress.rows_planned();
+                if planned == 0 {
+                    continue;
+                }
+                if !counting {
+                    counting = true;
+                    bar.set_style(
+                        ProgressStyle::with_template(
+                            "{spinner} {prefix}: [{bar:30}] {human_pos}/{human_len} rows of {msg} {elapsed}",
+                        )
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> "),
+                    );
+                }
+                bar.set_length(planned);
+                bar.set_position(progress.rows_read().min(planned));
+                let files = progress.files_planned();
+                bar.set_message(format!("{files} file{}", if files == 1 { "" } else { "s" }));
+            }
+        }
+    }
 }
 
 async fn demo(dir: &std::path::Path, rows: usize, json: bool) -> ExitCode {
@@ -420,13 +587,21 @@ async fn demo(dir: &std::path::Path, rows: usize, json: bool) -> ExitCode {
         file.display()
     ));
     say("== day 1: the first load of every table ==\n");
-    let first = run_tables(&tables, 4, false, json).await;
+    let (first, interruption) = run_tables(&tables, 4, false, json).await;
+    if let Some(settled) = interruption {
+        report_interruption(&first, settled);
+        return ExitCode::from(INTERRUPTED);
+    }
     if let Err(error) = demo::change(dir, rows) {
         eprintln!("highwater demo: {error}");
         return ExitCode::from(FAILED);
     }
     say("\n== day 2: new, updated, late and deleted rows, a late file, a redelivered CDC file, a new snapshot ==\n");
-    let second = run_tables(&tables, 4, false, json).await;
+    let (second, interruption) = run_tables(&tables, 4, false, json).await;
+    if let Some(settled) = interruption {
+        report_interruption(&second, settled);
+        return ExitCode::from(INTERRUPTED);
+    }
     if json {
         println!(
             "{}",

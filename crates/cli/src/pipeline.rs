@@ -1,11 +1,13 @@
 //! Running a table of a pipeline: its config turned into the pattern's loader.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use highwater::LoadReport;
 use highwater::store::TableOptions;
 use highwater::store::incremental::{LateFiles, NullCursors, OutputMode, RewrittenFiles};
+use highwater::store::source::{Progress, SourceOptions};
 use highwater::store::write::{Codec, SchemaEvolution, SinkOptions};
 
 use crate::config::{HistoryConfig, PatternName, TableConfig, parse_duration, value_text};
@@ -132,7 +134,7 @@ fn keys(table: &TableConfig) -> Vec<&str> {
 
 /// Runs (or plans) one table.
 #[allow(clippy::too_many_lines, reason = "one arm per pattern, mapping the documented keys one by one")]
-pub async fn run_table(table: &TableConfig, plan: bool) -> Result<LoadReport, String> {
+pub async fn run_table(table: &TableConfig, plan: bool, progress: Arc<Progress>) -> Result<LoadReport, String> {
     let pattern = table.pattern.ok_or_else(|| format!("table `{}` has no pattern", table.name))?;
     let sources = sources(table);
     let (first, more) = sources.split_first().ok_or_else(|| format!("table `{}` has no source", table.name))?;
@@ -141,13 +143,16 @@ pub async fn run_table(table: &TableConfig, plan: bool) -> Result<LoadReport, St
     let evolution = choice::<SchemaEvolution>(table, "schema_evolution", table.schema_evolution.as_ref())?;
     let rewritten = choice::<RewrittenFiles>(table, "rewritten_files", table.rewritten_files.as_ref())?;
     let table_options = TableOptions::default();
+    let source_options = SourceOptions { progress: Some(progress), ..SourceOptions::default() };
     let failed = |e: &dyn std::fmt::Display| e.to_string();
+    tracing::info!(table = %table.name, pattern = pattern.as_str(), %target, plan, "starting");
     match pattern {
         PatternName::Timestamp => {
             let mut loader = highwater::TimestampLoader::new(first.clone(), target)
                 .table_name(&table.name)
                 .sink(sink)
-                .table_options(table_options);
+                .table_options(table_options)
+                .source_options(source_options);
             for source in more {
                 loader = loader.also_source(source.clone());
             }
@@ -214,7 +219,8 @@ pub async fn run_table(table: &TableConfig, plan: bool) -> Result<LoadReport, St
             let mut loader = highwater::SequenceLoader::new(first.clone(), target)
                 .table_name(&table.name)
                 .sink(sink)
-                .table_options(table_options);
+                .table_options(table_options)
+                .source_options(source_options);
             for source in more {
                 loader = loader.also_source(source.clone());
             }
@@ -269,7 +275,8 @@ pub async fn run_table(table: &TableConfig, plan: bool) -> Result<LoadReport, St
             let mut loader = highwater::CdcLoader::new(first.clone(), target)
                 .table_name(&table.name)
                 .sink(sink)
-                .table_options(table_options);
+                .table_options(table_options)
+                .source_options(source_options);
             for source in more {
                 loader = loader.also_source(source.clone());
             }
@@ -347,7 +354,8 @@ pub async fn run_table(table: &TableConfig, plan: bool) -> Result<LoadReport, St
             let mut loader = highwater::DiffLoader::new(first.clone(), target)
                 .table_name(&table.name)
                 .sink(sink)
-                .table_options(table_options);
+                .table_options(table_options)
+                .source_options(source_options);
             if !table.key.is_empty() {
                 loader = loader.key(&keys(table));
             }

@@ -21,6 +21,9 @@ pub struct TableOutcome {
     /// The error, when it did not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Stopped by SIGINT or SIGTERM before its commit (only present when it was).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 fn thousands(value: u64) -> String {

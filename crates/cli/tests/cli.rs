@@ -163,6 +163,40 @@ fn bad_pipeline_files_name_file_line_and_key() {
         assert_eq!(output.status.code(), Some(2), "{out}");
         assert!(out.contains(&format!("p.toml{line}")) && out.contains(needle), "{out}");
     }
+    // A file that is not there is named without a made-up line number.
+    let missing = dir.path().join("nofile.toml");
+    let output = highwater(&["run", missing.to_str().unwrap()]);
+    let out = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{out}");
+    assert!(out.contains("nofile.toml: cannot read") && !out.contains(":0:"), "{out}");
+}
+
+#[test]
+fn output_to_a_pipe_is_plain_and_ends_with_a_newline() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = demo(&dir.path().join("demo"), "300");
+    let pipeline = pipeline.to_str().unwrap();
+    for args in [
+        vec!["status", pipeline, "--json"],
+        vec!["history", pipeline, "--json"],
+        vec!["watermark", "show", pipeline, "--json"],
+        vec!["watermark", "show", pipeline],
+        vec!["status", pipeline],
+    ] {
+        let output = highwater(&args);
+        assert!(output.status.success(), "{args:?}: {}", text(&output));
+        assert!(output.stdout.ends_with(b"\n"), "{args:?} ends without a newline: {}", text(&output));
+        if args.contains(&"--json") {
+            serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap();
+        }
+    }
+    // Logs and reports on a pipe carry no colour codes, and no time prints as "-0.00 s".
+    let output = highwater(&["-vv", "run", pipeline, "--plan"]);
+    let out = text(&output);
+    assert!(output.status.success(), "{out}");
+    assert!(out.contains("INFO") || out.contains("DEBUG"), "logs at -vv: {out}");
+    assert!(!out.contains('\u{1b}'), "colour codes on a pipe: {out}");
+    assert!(!out.contains("-0.00"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -214,6 +248,168 @@ fn sigint_stops_before_the_commit() {
                 .all(|t| { !t.unwrap().path().join("_highwater/log").exists() }),
         "nothing committed"
     );
+}
+
+/// Files under any `_highwater/staging/` of the targets in `dir`.
+fn staged_files(dir: &Path) -> Vec<PathBuf> {
+    fn walk(path: &Path, found: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, found);
+            } else if path.to_string_lossy().contains("/_highwater/staging/") {
+                found.push(path);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(&dir.join("targets"), &mut found);
+    found
+}
+
+/// Tables of `dir` with a commit.
+fn committed(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("targets"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|t| t.path().join("_highwater/log").read_dir().is_ok_and(|mut log| log.next().is_some()))
+        .map(|t| t.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A run of the demo's four tables on fresh targets, stopped by `signal` while one of them is
+/// paused after its first write to `_highwater/{pause}/` (staging: staged, not committed; log:
+/// the commit written, not yet returned); `others_first` waits for the other three to commit
+/// before the signal. Returns (exit code, stdout, stderr, dir).
+fn interrupted_run(
+    signal: &str,
+    pause: &str,
+    json: bool,
+    others_first: bool,
+) -> (Option<i32>, String, String, tempfile::TempDir) {
+    use std::io::{BufRead, BufReader, Read};
+    let dir = tempfile::tempdir().unwrap();
+    demo(&dir.path().join("demo"), "500");
+    let fresh = dir.path().join("fresh");
+    std::fs::create_dir_all(&fresh).unwrap();
+    let pipeline = fresh_sources(&dir.path().join("demo"), &fresh);
+    let mut args = vec!["run", pipeline.to_str().unwrap()];
+    if json {
+        args.push("--json");
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_highwater"))
+        .args(&args)
+        .env("HIGHWATER_PAUSE_AFTER", pause)
+        .env("HIGHWATER_PAUSE_MS", if pause == "log" { "1500" } else { "60000" })
+        .env_remove("HIGHWATER_CRASH_AFTER_OPS")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains(highwater::store::crash_points::PAUSED) {
+        assert!(stderr.read_line(&mut seen).unwrap() > 0, "the run ended without pausing: {seen}");
+    }
+    if others_first {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while committed(&fresh).len() < 3 {
+            assert!(std::time::Instant::now() < deadline, "the other tables did not commit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    assert!(Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap().success());
+    let mut stdout = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    stderr.read_to_string(&mut seen).unwrap();
+    let status = child.wait().unwrap();
+    (status.code(), stdout, seen, dir)
+}
+
+#[test]
+fn sigint_mid_run_removes_the_staged_files_and_reports_what_finished() {
+    let (code, stdout, stderr, dir) = interrupted_run("-INT", "staging", true, true);
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(
+        stderr.contains("stopped before the commit, nothing of them visible")
+            && stderr.contains("staged files are removed"),
+        "{stderr}"
+    );
+    let fresh = dir.path().join("fresh");
+    assert_eq!(staged_files(&fresh), Vec::<PathBuf>::new(), "{stderr}");
+    let outcomes: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let outcomes = outcomes.as_array().unwrap();
+    assert_eq!(outcomes.len(), 4, "{stdout}");
+    // The paused run is the one stopped; the other three committed (one may have been finishing
+    // its commit when the signal came: then it is reported interrupted, its commit landed).
+    let stopped: Vec<&serde_json::Value> = outcomes.iter().filter(|o| o["ok"] != true).collect();
+    assert_eq!(stopped.len(), 1, "{stdout}");
+    assert_eq!(stopped[0]["interrupted"], true);
+    let name = stopped[0]["table"].as_str().unwrap();
+    for outcome in outcomes.iter().filter(|o| o["ok"] == true) {
+        assert_eq!(outcome["report"]["commit_version"], 0, "{outcome}");
+        if outcome["interrupted"] != true {
+            assert!(outcome.get("interrupted").is_none(), "only present when true: {outcome}");
+        }
+    }
+    let mut expected: Vec<String> =
+        outcomes.iter().filter(|o| o["ok"] == true).map(|o| o["table"].as_str().unwrap().to_owned()).collect();
+    expected.sort();
+    assert_eq!(committed(&fresh), expected, "{name} committed nothing");
+    // The next run loads the stopped table as if nothing had happened.
+    let rerun = highwater(&["run", fresh.join("pipeline.toml").to_str().unwrap(), "--table", name]);
+    assert!(rerun.status.success(), "{}", text(&rerun));
+    assert!(text(&rerun).contains("committed version 0"), "{}", text(&rerun));
+}
+
+#[test]
+fn sigterm_mid_run_stops_every_run_before_its_commit() {
+    let (code, stdout, stderr, dir) = interrupted_run("-TERM", "staging", false, false);
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(stdout.contains("interrupted before its commit"), "{stdout}");
+    let fresh = dir.path().join("fresh");
+    assert_eq!(staged_files(&fresh), Vec::<PathBuf>::new(), "{stderr}");
+    // The paused table never commits; any other either committed whole or not at all.
+    let interrupted = stdout.lines().filter(|l| l.contains("interrupted before its commit")).count();
+    assert!(interrupted >= 1, "{stdout}");
+    assert_eq!(committed(&fresh).len(), 4 - interrupted, "{stdout}");
+}
+
+#[test]
+fn an_interruption_during_a_commit_lets_it_land_whole_and_reports_it() {
+    let (code, stdout, stderr, dir) = interrupted_run("-INT", "log", true, false);
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted during the commit, which landed whole"), "{stderr}");
+    let fresh = dir.path().join("fresh");
+    assert_eq!(staged_files(&fresh), Vec::<PathBuf>::new(), "{stderr}");
+    let outcomes: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    // The paused commit landed (another table's may have been under way too); a stopped run
+    // committed nothing.
+    let committed_now = committed(&fresh);
+    let mut landed = Vec::new();
+    for outcome in outcomes.as_array().unwrap() {
+        let table = outcome["table"].as_str().unwrap();
+        if outcome["ok"] == true {
+            assert_eq!(outcome["report"]["commit_version"], 0, "{outcome}");
+            assert!(committed_now.iter().any(|c| c == table), "{table}: {stdout}");
+            if outcome["interrupted"] == true {
+                landed.push(table.to_owned());
+            }
+        } else {
+            assert_eq!(outcome["interrupted"], true, "{outcome}");
+            assert!(!committed_now.iter().any(|c| c == table), "stopped, yet committed: {table}: {stdout}");
+        }
+    }
+    assert!(!landed.is_empty(), "{stdout}");
+    let name = &landed[0];
+    // Published whole: the table reads, and the next run finds nothing new to load.
+    let again = highwater(&["run", fresh.join("pipeline.toml").to_str().unwrap(), "--table", name, "--json"]);
+    assert!(again.status.success(), "{}", text(&again));
+    let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert!(again[0]["report"]["commit_version"].is_null(), "{again}");
 }
 
 #[test]
@@ -342,4 +538,157 @@ async fn a_pipeline_on_s3_urls_loads_and_commits() {
     assert_eq!(table.read_all().await.unwrap().num_rows(), 1500);
     let status = run(&["status", path, "--json"]);
     assert_eq!(status[0]["version"], 1, "{status}");
+}
+
+/// The demo's day-1 sources and pipeline in `dir/fresh`, no target written yet.
+fn fresh_pipeline(dir: &Path) -> (PathBuf, PathBuf) {
+    demo(&dir.join("demo"), "500");
+    let fresh = dir.join("fresh");
+    std::fs::create_dir_all(&fresh).unwrap();
+    let pipeline = fresh_sources(&dir.join("demo"), &fresh);
+    (fresh, pipeline)
+}
+
+fn outcomes(output: &Output) -> Vec<serde_json::Value> {
+    let parsed: serde_json::Value =
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(output)));
+    parsed.as_array().unwrap().clone()
+}
+
+#[test]
+fn one_failing_table_does_not_stop_the_others_and_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fresh, pipeline) = fresh_pipeline(dir.path());
+    let config = std::fs::read_to_string(&pipeline).unwrap().replace("sources/events\"", "sources/no-such-events\"");
+    std::fs::write(&pipeline, config).unwrap();
+    let output = highwater(&["run", pipeline.to_str().unwrap(), "--json"]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("events") && stderr.contains("no-such-events"), "{stderr}");
+    let outcomes = outcomes(&output);
+    assert_eq!(outcomes.len(), 4);
+    for outcome in &outcomes {
+        let keys: Vec<&String> = outcome.as_object().unwrap().keys().collect();
+        if outcome["table"] == "events" {
+            assert_eq!(outcome["ok"], false);
+            assert_eq!(keys, ["error", "ok", "pattern", "table"], "stable field names: {outcome}");
+            assert!(outcome["error"].as_str().unwrap().contains("no such folder"), "{outcome}");
+        } else {
+            assert_eq!(outcome["ok"], true, "{outcome}");
+            assert_eq!(keys, ["ok", "pattern", "report", "table"], "stable field names: {outcome}");
+            assert!(outcome["report"]["commit_version"].is_u64(), "{outcome}");
+        }
+    }
+    assert_eq!(committed(&fresh), ["customer_changes", "customers", "customers_cdc"]);
+    assert!(!fresh.join("targets/events").exists(), "a failed first run leaves no target folder");
+}
+
+#[test]
+fn a_plan_on_fresh_targets_counts_what_the_run_then_loads_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fresh, pipeline) = fresh_pipeline(dir.path());
+    let path = pipeline.to_str().unwrap();
+    let plan = highwater(&["run", path, "--plan", "--json"]);
+    assert!(plan.status.success(), "{}", text(&plan));
+    assert!(!fresh.join("targets").exists(), "a plan creates no target folder");
+    let run = highwater(&["run", path, "--json"]);
+    assert!(run.status.success(), "{}", text(&run));
+    let counts = |outcomes: Vec<serde_json::Value>| -> Vec<String> {
+        let mut counts: Vec<String> = outcomes
+            .iter()
+            .map(|o| {
+                let (report, rows) = (&o["report"], &o["report"]["rows"]);
+                format!(
+                    "{} read={} inserted={} updated={} deleted={} watermark={}",
+                    o["table"],
+                    rows["read"],
+                    rows["inserted"],
+                    rows["updated"],
+                    rows["deleted"],
+                    report["watermark_after"]
+                )
+            })
+            .collect();
+        counts.sort();
+        counts
+    };
+    let planned = outcomes(&plan);
+    assert!(planned.iter().all(|o| o["report"]["planned"] == true && o["report"]["commit_version"].is_null()));
+    let planned = counts(planned);
+    assert!(planned.iter().all(|c| !c.contains("inserted=0 ")), "every table has rows to insert: {planned:?}");
+    assert_eq!(planned, counts(outcomes(&run)));
+}
+
+#[test]
+fn watermarks_export_import_and_restore_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = demo(&dir.path().join("demo"), "500");
+    let path = pipeline.to_str().unwrap();
+    let seed = dir.path().join("seed-watermarks");
+    let seed = seed.to_str().unwrap();
+    let shown = |table: &str| {
+        let output = highwater(&["watermark", "show", path, "--table", table, "--json"]);
+        assert!(output.status.success(), "{}", text(&output));
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()[table]["value"].clone()
+    };
+    let exported = highwater(&["watermark", "export", path, "--to", seed]);
+    assert!(exported.status.success(), "{}", text(&exported));
+    let before = versions(&pipeline);
+
+    // Importing what the table already has commits nothing: a retried script is harmless.
+    let same = highwater(&["watermark", "import", path, "--table", "events", "--from", seed]);
+    assert!(same.status.success() && text(&same).contains("unchanged"), "{}", text(&same));
+    assert_eq!(versions(&pipeline), before);
+
+    // Moved by hand, then taken back from the exported seed table.
+    let moved = highwater(&["watermark", "import", path, "--table", "events", "--value", "100"]);
+    assert!(moved.status.success(), "{}", text(&moved));
+    assert_eq!(shown("events"), 100);
+    let back = highwater(&["watermark", "import", path, "--table", "events", "--from", seed]);
+    assert!(back.status.success() && text(&back).contains("100 → 1250"), "{}", text(&back));
+    assert_eq!(shown("events"), 1250);
+    let customers = shown("customers");
+    let timestamp = highwater(&["watermark", "import", path, "--table", "customers", "--from", seed]);
+    assert!(timestamp.status.success() && text(&timestamp).contains("unchanged"), "{}", text(&timestamp));
+    assert_eq!(shown("customers"), customers);
+
+    // v0 and v1 are the demo's days, v2 the hand-made move (the unchanged import added none).
+    let restored = highwater(&["restore", path, "--table", "events", "--version", "2"]);
+    assert!(restored.status.success() && text(&restored).contains("as version 4"), "{}", text(&restored));
+    assert_eq!(shown("events"), 100);
+    let unknown = highwater(&["watermark", "import", path, "--table", "events", "--from", &format!("{seed}-nope")]);
+    assert_eq!(unknown.status.code(), Some(1), "{}", text(&unknown));
+}
+
+#[test]
+fn migrate_rewrites_a_flat_seed_table_and_refuses_a_missing_one() {
+    use highwater::arrow::array::{RecordBatch, StringArray, TimestampMicrosecondArray};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let flat = dir.path().join("watermarks");
+    std::fs::create_dir_all(&flat).unwrap();
+    // The seed's table as Spark writes it: one flat part file plus `_SUCCESS`.
+    let batch = RecordBatch::try_from_iter([
+        ("table_name", Arc::new(StringArray::from(vec!["orders", "events"])) as _),
+        ("watermark_value", Arc::new(StringArray::from(vec!["2024-01-15 10:30:00", "42"])) as _),
+        ("last_updated", Arc::new(TimestampMicrosecondArray::from(vec![0_i64, 0])) as _),
+    ])
+    .unwrap();
+    std::fs::write(
+        flat.join("part-00000-6f2b.c000.snappy.parquet"),
+        highwater_test_support::data::parquet_bytes(&batch, 1024),
+    )
+    .unwrap();
+    std::fs::write(flat.join("_SUCCESS"), "").unwrap();
+    let migrated = highwater(&["watermark", "migrate", flat.to_str().unwrap()]);
+    assert!(migrated.status.success() && text(&migrated).contains("2 tables"), "{}", text(&migrated));
+    assert!(flat.join("table_name=orders").is_dir() && flat.join("table_name=events").is_dir());
+    let again = highwater(&["watermark", "migrate", flat.to_str().unwrap()]);
+    assert!(again.status.success() && text(&again).contains("0 tables"), "{}", text(&again));
+
+    let missing = dir.path().join("nowhere");
+    let refused = highwater(&["watermark", "migrate", missing.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(text(&refused).contains("nothing to migrate"), "{}", text(&refused));
+    assert!(!missing.exists(), "nothing created");
 }

@@ -329,7 +329,8 @@ impl LoadReport {
 
     /// The sum of the phase timings.
     pub fn total_seconds(&self) -> f64 {
-        self.phases.iter().map(|p| p.seconds).sum()
+        // Folded from +0.0: an empty `f64` sum is -0.0, which prints as "-0.00 s".
+        self.phases.iter().fold(0.0, |total, phase| total + phase.seconds)
     }
 }
 

@@ -74,7 +74,7 @@ pub(crate) async fn execute(loader: &DiffLoader, plan: bool) -> Result<LoadRepor
     };
     let source = loader.source_place().source(&[], loader.source_options.clone())?;
     let listing = source.list().await?;
-    report.files.listed = listing.files.len() as u64;
+    listing.note_in(&mut report);
     if listing.files.is_empty() && !loader.allow_empty_snapshot {
         return Err(Error::EmptySnapshot { location: loader.source_place().label() });
     }

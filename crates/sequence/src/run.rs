@@ -94,7 +94,7 @@ pub(crate) async fn execute(loader: &SequenceLoader, plan: bool) -> Result<LoadR
 
     let source = loader.source_place().source(&loader.sources[1..], loader.source_options.clone())?;
     let listing = source.list().await?;
-    report.files.listed = listing.files.len() as u64;
+    listing.note_in(&mut report);
     let classes = previous.as_ref().map(|ledger| ledger.classify(&listing));
     let (known, mut new_files, rewritten) = match &classes {
         None => (listing.files.clone(), Vec::new(), Vec::new()),
@@ -286,6 +286,15 @@ pub(crate) async fn execute(loader: &SequenceLoader, plan: bool) -> Result<LoadR
     report.phase("load", clock.elapsed());
 
     let Some(mut transaction) = transaction else {
+        match loader.mode {
+            OutputMode::Append => report.rows.inserted = report.rows.written,
+            // Only the run, which reads the target's keys, can tell inserts from updates.
+            OutputMode::Upsert if report.rows.written > 0 => report.warnings.push(format!(
+                "plan: {} rows to upsert by key; how many are new is known when the run reads the target",
+                report.rows.written
+            )),
+            OutputMode::Upsert => {}
+        }
         report.details = PatternReport::Sequence(details);
         return Ok(report);
     };
@@ -537,6 +546,8 @@ async fn write_rest(
             let outcome = writer.finish(transaction).await?;
             report.rows.updated = outcome.rows_replaced;
             report.rows.inserted = outcome.upserts.saturating_sub(report.rows.updated);
+            report.rows.written = outcome.upserts;
+            report.rows.skipped = report.rows.read.saturating_sub(outcome.upserts);
             report.files.replaced = outcome.files_replaced.len() as u64;
             report.files.written = outcome.files_added;
         }

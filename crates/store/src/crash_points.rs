@@ -2,10 +2,15 @@
 //! with `HIGHWATER_CRASH_AFTER_OPS=N` set, the process aborts right after its `N`-th store
 //! operation lands — no unwinding, no destructors, no flush, as if killed. Counted over every
 //! store opened from a location, in the order operations complete.
+//!
+//! With `HIGHWATER_PAUSE_AFTER=staging` (or `log`) set, the first write of a staged file (or of
+//! a commit) pauses once it has landed, announced on stderr, for `HIGHWATER_PAUSE_MS` (default a
+//! minute): a test interrupts a run that has staged data and not committed, or whose commit is
+//! under way.
 
 use std::ops::Range;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -19,21 +24,35 @@ use object_store::{
 
 /// The environment variable naming the operation to die after.
 pub const CRASH_AFTER_OPS: &str = "HIGHWATER_CRASH_AFTER_OPS";
+/// The environment variable naming the write to pause after: `staging` or `log`.
+pub const PAUSE_AFTER: &str = "HIGHWATER_PAUSE_AFTER";
+/// The environment variable giving the pause's length in milliseconds.
+pub const PAUSE_MS: &str = "HIGHWATER_PAUSE_MS";
+/// What the pause prints on stderr when it begins.
+pub const PAUSED: &str = "highwater: paused after a write";
 
 static OPERATIONS: AtomicU64 = AtomicU64::new(0);
+static PAUSED_ONCE: AtomicBool = AtomicBool::new(false);
 
-/// `store` counted, when the variable is set.
+/// `store` counted (or pausing), when a variable is set.
 pub(crate) fn wrap(store: Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore> {
-    match std::env::var(CRASH_AFTER_OPS).ok().and_then(|n| n.parse::<u64>().ok()) {
-        Some(limit) => Arc::new(CrashPoints { inner: store, limit }),
-        None => store,
+    let limit = std::env::var(CRASH_AFTER_OPS).ok().and_then(|n| n.parse::<u64>().ok());
+    let pause = std::env::var(PAUSE_AFTER).ok().map(|folder| {
+        let millis = std::env::var(PAUSE_MS).ok().and_then(|n| n.parse().ok()).unwrap_or(60_000);
+        (format!("{}/{folder}/", crate::layout::META_DIR), std::time::Duration::from_millis(millis))
+    });
+    if limit.is_none() && pause.is_none() {
+        return store;
     }
+    Arc::new(CrashPoints { inner: store, limit: limit.unwrap_or(u64::MAX), pause })
 }
 
 #[derive(Debug)]
 struct CrashPoints {
     inner: Arc<dyn ObjectStore>,
     limit: u64,
+    /// The folder (`_highwater/staging/`) whose first write pauses, and for how long.
+    pause: Option<(String, std::time::Duration)>,
 }
 
 impl std::fmt::Display for CrashPoints {
@@ -60,6 +79,12 @@ impl ObjectStore for CrashPoints {
     ) -> object_store::Result<PutResult> {
         let result = self.inner.put_opts(location, payload, opts).await;
         landed(self.limit);
+        if let Some((folder, pause)) = &self.pause {
+            if location.as_ref().contains(folder.as_str()) && !PAUSED_ONCE.swap(true, Ordering::SeqCst) {
+                eprintln!("{PAUSED} to {location}");
+                tokio::time::sleep(*pause).await;
+            }
+        }
         result
     }
 

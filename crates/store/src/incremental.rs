@@ -346,6 +346,29 @@ impl Place {
         }
     }
 
+    /// Vacuums the table here ([`Table::vacuum`]); where no version was committed yet, deletes
+    /// what first runs that died left behind once older than the staging retention.
+    pub async fn vacuum(
+        &self,
+        retention: std::time::Duration,
+        options: &crate::TableOptions,
+    ) -> Result<crate::VacuumReport> {
+        if let Some(table) = self.open_table(options).await? {
+            return table.vacuum(retention).await;
+        }
+        let table = match self {
+            Place::Location(location) => {
+                if crate::location::is_missing_local_folder(location) {
+                    return Ok(crate::VacuumReport::default());
+                }
+                let (store, root) = crate::location::store_for(location)?;
+                Table::new(store, root, options.clone()).with_local_folder(crate::location::local_folder(location))
+            }
+            Place::Store { store, root, .. } => Table::new(Arc::clone(store), root.clone(), options.clone()),
+        };
+        table.vacuum_uncommitted().await
+    }
+
     /// The table here, created with `schema` if there is none.
     pub async fn open_or_create_table(
         &self,

@@ -67,6 +67,7 @@
 
 #![deny(missing_docs, unsafe_code, rustdoc::broken_intra_doc_links)]
 
+mod abandoned;
 mod adopt;
 mod commit;
 #[cfg(feature = "crash-points")]
@@ -85,6 +86,7 @@ mod upkeep;
 pub mod write;
 
 #[doc(hidden)]
+pub use abandoned::stopped_runs_settled;
 pub use commit::last_checkpoint_from_json;
 pub use commit::{
     Checkpoint, Commit, CommitInfo, DataFile, FORMAT_VERSION, Operation, PersistedSchema, PublishMode, Snapshot,

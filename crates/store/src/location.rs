@@ -2,7 +2,7 @@
 //!
 //! | location | store |
 //! |---|---|
-//! | `/data/orders`, `./orders`, `file:///data/orders` | `LocalFileSystem` rooted at the folder (created if missing) |
+//! | `/data/orders`, `./orders`, `file:///data/orders` | `LocalFileSystem` rooted at the folder (a target's is created when first written; a missing source folder is an error) |
 //! | `memory://name/prefix` | a process-wide `InMemory` store per `name` (tests, demos) |
 //! | `s3://bucket/prefix` | `AmazonS3` (feature `aws`), configured from the `AWS_*` environment |
 //! | `gs://bucket/prefix` | Google Cloud Storage (feature `gcp`), from the `GOOGLE_*` environment |
@@ -93,14 +93,24 @@ fn missing_feature(scheme: &str) -> Option<&'static str> {
     }
 }
 
+/// Whether the location is a local folder that does not exist (opening it for writing would
+/// create it; reading it is a typo or a missing mount, never an empty source).
+pub(crate) fn is_missing_local_folder(location: &str) -> bool {
+    folder_path(location).is_some_and(|folder| !folder.exists())
+}
+
 /// The local folder of a location, when it is one (`file://` or a plain path).
 pub(crate) fn local_folder(location: &str) -> Option<std::path::PathBuf> {
+    folder_path(location).and_then(|folder| folder.canonicalize().ok())
+}
+
+/// The path a `file://` URL or a plain path names, whether or not it exists.
+fn folder_path(location: &str) -> Option<std::path::PathBuf> {
     match Url::parse(location) {
         Ok(url) if url.scheme() == "file" => url.to_file_path().ok(),
         Ok(url) if url.scheme().len() > 1 => None,
         _ => Some(std::path::PathBuf::from(location)),
     }
-    .and_then(|folder| folder.canonicalize().ok())
 }
 
 /// A local folder (created if missing) as a store rooted there.

@@ -104,40 +104,45 @@ pub(crate) async fn publish(table: &Table, commit: &Commit, added: &[DataFile], 
         return Ok(());
     }
     let io = &table.io;
-    futures::stream::iter(added.iter().filter(|f| f.publish_from.is_some()).map(|file| async move {
-        let from_relative = file.publish_from.as_deref().unwrap_or_default();
-        let (from, to) = (io.layout.join(from_relative), io.layout.join(&file.path));
-        match io.rename(&from, &to).await {
-            Ok(()) => Ok(()),
-            // Moved by an earlier, interrupted publish or by a concurrent runner.
-            Err(error) if error.is_not_found() => match io.head(&to).await? {
-                Some(_) => Ok(()),
-                None => Err(Error::StagedFileMissing {
-                    version: commit.version,
-                    path: file.path.clone(),
-                    staged: from_relative.to_owned(),
-                }),
-            },
-            Err(error) => Err(error),
-        }
-    }))
-    .buffer_unordered(CONCURRENCY)
-    .try_collect::<Vec<()>>()
-    .await?;
-    futures::stream::iter(removed.iter().map(|file| async move {
-        let at = io.layout.join(&file.path);
-        if commit.retain_replaced {
-            let kept = io.layout.join(&Layout::replaced_file(commit.version, &file.path));
-            match io.rename(&at, &kept).await {
-                Err(error) if !error.is_not_found() => Err(error),
-                _ => Ok(()),
+    // The futures are collected first: a stream over a borrowing closure would keep a commit
+    // (which runs as a spawned task) from being provably `Send`.
+    let moves: Vec<_> = added
+        .iter()
+        .filter(|f| f.publish_from.is_some())
+        .map(|file| async move {
+            let from_relative = file.publish_from.as_deref().unwrap_or_default();
+            let (from, to) = (io.layout.join(from_relative), io.layout.join(&file.path));
+            match io.rename(&from, &to).await {
+                Ok(()) => Ok(()),
+                // Moved by an earlier, interrupted publish or by a concurrent runner.
+                Err(error) if error.is_not_found() => match io.head(&to).await? {
+                    Some(_) => Ok(()),
+                    None => Err(Error::StagedFileMissing {
+                        version: commit.version,
+                        path: file.path.clone(),
+                        staged: from_relative.to_owned(),
+                    }),
+                },
+                Err(error) => Err(error),
             }
-        } else {
-            io.delete(&at).await
-        }
-    }))
-    .buffer_unordered(CONCURRENCY)
-    .try_collect::<Vec<()>>()
-    .await?;
+        })
+        .collect();
+    futures::stream::iter(moves).buffer_unordered(CONCURRENCY).try_collect::<Vec<()>>().await?;
+    let set_aside: Vec<_> = removed
+        .iter()
+        .map(|file| async move {
+            let at = io.layout.join(&file.path);
+            if commit.retain_replaced {
+                let kept = io.layout.join(&Layout::replaced_file(commit.version, &file.path));
+                match io.rename(&at, &kept).await {
+                    Err(error) if !error.is_not_found() => Err(error),
+                    _ => Ok(()),
+                }
+            } else {
+                io.delete(&at).await
+            }
+        })
+        .collect();
+    futures::stream::iter(set_aside).buffer_unordered(CONCURRENCY).try_collect::<Vec<()>>().await?;
     Ok(())
 }

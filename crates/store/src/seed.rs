@@ -54,6 +54,9 @@ pub enum SeedLayout {
 
 /// The layout of the watermark table at `location`.
 pub async fn seed_layout(location: &str) -> Result<SeedLayout> {
+    if crate::location::is_missing_local_folder(location) {
+        return Ok(SeedLayout::Missing);
+    }
     let source = Source::open(&[location], SourceOptions::default())?;
     let listing = source.list().await?;
     if listing.files.iter().any(|f| !f.relative.contains('/')) {
@@ -67,6 +70,10 @@ pub async fn seed_layout(location: &str) -> Result<SeedLayout> {
 
 /// Every row of the watermark table at `location` (flat or partitioned).
 pub async fn read_seed_watermarks(location: &str) -> Result<Vec<SeedWatermark>> {
+    // The seed's table before its first write: no rows yet (a source is never created by reading).
+    if crate::location::is_missing_local_folder(location) {
+        return Ok(Vec::new());
+    }
     let source = Source::open(&[location], SourceOptions::default())?;
     let listing = source.list().await?;
     let mut rows = Vec::new();

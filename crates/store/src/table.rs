@@ -75,6 +75,10 @@ impl Table {
     /// Opens the table at `location` (`file://`, a plain path, `memory://`, or `s3://`, `gs://`,
     /// `az://` with the matching feature), rolling forward an unfinished publish.
     pub async fn open(location: &str, options: TableOptions) -> Result<Self> {
+        // Opening does not create the folder of a table that is not there.
+        if crate::location::is_missing_local_folder(location) {
+            return Err(Error::TableNotFound { location: location.to_owned() });
+        }
         let (store, root) = store_for(location)?;
         Ok(Self::open_with(store, root, options).await?.with_local_folder(local_folder(location)))
     }
@@ -101,7 +105,7 @@ impl Table {
         Ok(Self::open_or_create_with(store, root, schema, options).await?.with_local_folder(local_folder(location)))
     }
 
-    fn with_local_folder(mut self, folder: Option<std::path::PathBuf>) -> Self {
+    pub(crate) fn with_local_folder(mut self, folder: Option<std::path::PathBuf>) -> Self {
         self.local_folder = folder;
         self
     }

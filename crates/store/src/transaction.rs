@@ -40,7 +40,7 @@ use crate::commit::{
     Commit, DataFile, FORMAT_VERSION, Operation, PersistedSchema, PublishMode, Snapshot, StateFileRef,
 };
 use crate::error::{Error, Result};
-use crate::io::Created;
+use crate::io::{Created, Io};
 use crate::layout::Layout;
 use crate::table::Table;
 
@@ -137,8 +137,10 @@ pub struct Committed {
     pub run_id: String,
 }
 
-/// An open run against one base version. Dropping it without committing leaves only staged
-/// files under `_highwater/`, which `abort` (or vacuum, after the staging retention) removes.
+/// An open run against one base version. Dropping it before its commit is written (a cancelled
+/// future, a panic) deletes its staged files and state from a task on the runtime (see
+/// [`stopped_runs_settled`](crate::stopped_runs_settled)); what a killed process leaves,
+/// vacuum removes after the staging retention.
 #[derive(Debug)]
 pub struct Transaction {
     table: Table,
@@ -158,6 +160,9 @@ pub struct Transaction {
     files: Arc<AtomicU64>,
     /// The table does not exist yet: this run's commit creates it as version 0.
     creating: bool,
+    /// The run's files are cleaned up, or its commit write was sent (which may have landed):
+    /// dropping it must leave the files alone.
+    settled: bool,
 }
 
 impl Transaction {
@@ -179,6 +184,7 @@ impl Transaction {
             written_state: Vec::new(),
             files: Arc::default(),
             creating: false,
+            settled: false,
         }
     }
 
@@ -359,8 +365,27 @@ impl Transaction {
     ///
     /// On [`Error::Conflict`] (another run took the version) and on any error before the commit
     /// was written, the run's staged data and state are deleted and nothing is visible.
+    ///
+    /// The commit runs as a task of its own: a caller that stops waiting (a cancelled future)
+    /// does not stop it halfway — it lands and is published, or fails and cleans up, and
+    /// [`stopped_runs_settled`](crate::stopped_runs_settled) waits for it.
     pub async fn commit(
         self,
+        watermark_after: Option<WatermarkValue>,
+        report: Option<LoadReport>,
+    ) -> Result<Committed> {
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let run_id = self.run_id.clone();
+        crate::abandoned::spawn(&run_id, async move {
+            let _ = sender.send(self.commit_here(watermark_after, report).await);
+        });
+        receiver.await.unwrap_or_else(|_| {
+            Err(Error::InvalidInput(format!("the commit of run {run_id} stopped (its task was cancelled)")))
+        })
+    }
+
+    async fn commit_here(
+        mut self,
         watermark_after: Option<WatermarkValue>,
         report: Option<LoadReport>,
     ) -> Result<Committed> {
@@ -375,18 +400,21 @@ impl Transaction {
             Ok(commit) => commit,
             Err(error) => {
                 self.cleanup_after_failure().await;
+                self.settled = true;
                 return Err(error);
             }
         };
         let version = commit.version;
         let path = self.table.io.layout.log_entry(version);
+        // From here the commit may land: its staged files are the next open's to publish.
+        self.settled = true;
         match self.table.io.create(&path, Bytes::from(commit.to_json())).await {
             Ok(Created::Yes) => {}
             Ok(Created::AlreadyExists) => {
                 let existing = self.table.commit(version).await?;
                 if existing.run_id != self.run_id {
                     self.cleanup_after_failure().await;
-                    return Err(Error::Conflict { version, winner: existing.run_id, run_id: self.run_id });
+                    return Err(Error::Conflict { version, winner: existing.run_id, run_id: self.run_id.clone() });
                 }
                 tracing::info!(version, run_id = %self.run_id, "a retried commit had landed: it is ours");
             }
@@ -397,7 +425,7 @@ impl Transaction {
         tracing::info!(version, run_id = %self.run_id, added = self.added.len(), removed = self.removed.len(), "committed");
         crate::publish::publish(&self.table, &commit, &self.added, &self.removed).await?;
         self.maybe_checkpoint(version).await;
-        Ok(Committed { version, run_id: self.run_id })
+        Ok(Committed { version, run_id: self.run_id.clone() })
     }
 
     /// Everything up to the commit write: files checked, long lists spilled.
@@ -457,20 +485,22 @@ impl Transaction {
     /// Every file the commit names must be durable before the commit is written.
     async fn check_written(&self) -> Result<()> {
         let io = &self.table.io;
-        futures::stream::iter(self.added.iter().map(|file| async move {
-            let at = file.publish_from.as_deref().unwrap_or(&file.path);
-            match io.head(&io.layout.join(at)).await? {
-                Some(_) => Ok(()),
-                None => Err(Error::StagedFileMissing {
-                    version: self.version(),
-                    path: file.path.clone(),
-                    staged: at.to_owned(),
-                }),
-            }
-        }))
-        .buffer_unordered(16)
-        .try_collect::<Vec<()>>()
-        .await?;
+        let checks: Vec<_> = self
+            .added
+            .iter()
+            .map(|file| async move {
+                let at = file.publish_from.as_deref().unwrap_or(&file.path);
+                match io.head(&io.layout.join(at)).await? {
+                    Some(_) => Ok(()),
+                    None => Err(Error::StagedFileMissing {
+                        version: self.version(),
+                        path: file.path.clone(),
+                        staged: at.to_owned(),
+                    }),
+                }
+            })
+            .collect();
+        futures::stream::iter(checks).buffer_unordered(16).try_collect::<Vec<()>>().await?;
         Ok(())
     }
 
@@ -491,29 +521,79 @@ impl Transaction {
     }
 
     /// Gives up the run: deletes its staged data and state files.
-    pub async fn abort(self) -> Result<()> {
-        self.cleanup().await
+    pub async fn abort(mut self) -> Result<()> {
+        let cleaned = self.cleanup().await;
+        self.settled = true;
+        cleaned
     }
 
     async fn cleanup(&self) -> Result<()> {
-        let io = &self.table.io;
-        let mut paths: Vec<Path> = self.written_state.iter().map(|p| io.layout.join(p)).collect();
-        match self.publish {
-            PublishMode::Rename => {
-                paths.extend(io.list(&io.layout.staging_dir(&self.run_id)).await?.into_iter().map(|m| m.location));
-            }
-            PublishMode::Direct => paths.extend(self.added.iter().map(|f| io.layout.join(&f.path))),
+        self.leftovers().remove().await
+    }
+
+    /// What the run has put on the store so far.
+    fn leftovers(&self) -> Leftovers {
+        Leftovers {
+            io: self.table.io.clone(),
+            run_id: self.run_id.clone(),
+            state: self.written_state.clone(),
+            direct: match self.publish {
+                PublishMode::Rename => None,
+                PublishMode::Direct => Some(self.added.iter().map(|f| f.path.clone()).collect()),
+            },
         }
-        futures::stream::iter(paths.iter().map(|path| io.delete(path)))
-            .buffer_unordered(16)
-            .try_collect::<Vec<()>>()
-            .await?;
-        Ok(())
     }
 
     /// How long the run has been open.
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
+    }
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        let leftovers = self.leftovers();
+        crate::abandoned::spawn(&self.run_id, async move {
+            // A write that was in flight when the run was dropped (a local put finishes on its
+            // blocking thread) may land after the first sweep: sweep again once it has.
+            let swept = leftovers.remove().await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if let Err(error) = swept.and(leftovers.remove().await) {
+                tracing::warn!(run_id = %leftovers.run_id, %error, "could not remove a dropped run's files; vacuum will");
+            } else {
+                tracing::info!(run_id = %leftovers.run_id, "removed the files of a run dropped before its commit");
+            }
+        });
+    }
+}
+
+/// The files a run wrote before its commit: its staging folder, its state files, and with
+/// direct publishing its data files.
+struct Leftovers {
+    io: Io,
+    run_id: String,
+    state: Vec<String>,
+    direct: Option<Vec<String>>,
+}
+
+impl Leftovers {
+    async fn remove(&self) -> Result<()> {
+        let io = &self.io;
+        let mut paths: Vec<Path> = self.state.iter().map(|p| io.layout.join(p)).collect();
+        match &self.direct {
+            None => paths.extend(io.list(&io.layout.staging_dir(&self.run_id)).await?.into_iter().map(|m| m.location)),
+            Some(files) => paths.extend(files.iter().map(|f| io.layout.join(f))),
+        }
+        // Owned futures: the cleanup of a dropped run is a spawned task.
+        let deletes = paths.into_iter().map(|path| {
+            let io = io.clone();
+            async move { io.delete(&path).await }
+        });
+        futures::stream::iter(deletes).buffer_unordered(16).try_collect::<Vec<()>>().await?;
+        Ok(())
     }
 }
 

@@ -52,7 +52,7 @@ impl Table {
             std::sync::Arc::clone(self.store()),
             self.root().clone(),
             self.location(),
-            crate::source::SourceOptions { suffix: None, min_age: None, files: Some(files) },
+            crate::source::SourceOptions::files(files),
         );
         let listing = source.list().await?;
         options.schema = crate::source::SchemaPolicy {
@@ -78,7 +78,7 @@ impl Table {
             std::sync::Arc::clone(self.store()),
             self.root().clone(),
             self.location(),
-            crate::source::SourceOptions { suffix: None, min_age: None, files: Some(files.to_vec()) },
+            crate::source::SourceOptions::files(files.to_vec()),
         );
         let listing = source.list().await?;
         let plan = crate::source::Scan::plan(&listing, &listing.files, crate::source::ScanOptions::default()).await?;
@@ -254,6 +254,35 @@ impl Table {
 }
 
 impl Table {
+    /// Vacuum where no version was ever committed: the staged data and state files of first
+    /// runs that died (older than the staging retention, so never a live run's).
+    pub(crate) async fn vacuum_uncommitted(&self) -> Result<VacuumReport> {
+        let cutoff = before(Utc::now(), self.options.staging_retention);
+        let mut doomed: Vec<(Path, u64)> = Vec::new();
+        for meta in self.io.list(&self.io.layout.meta()).await? {
+            let Some(relative) = self.io.layout.relative(&meta.location) else { continue };
+            let inside = relative.strip_prefix(&format!("{META_DIR}/")).unwrap_or(&relative);
+            if (inside.starts_with("staging/") || inside.starts_with("state/")) && meta.last_modified < cutoff {
+                doomed.push((meta.location, meta.size));
+            }
+        }
+        let io = &self.io;
+        futures::stream::iter(doomed.iter().map(|(path, _)| io.delete(path)))
+            .buffer_unordered(16)
+            .try_collect::<Vec<()>>()
+            .await?;
+        let mut report = VacuumReport {
+            deleted: doomed.iter().filter_map(|(path, _)| self.io.layout.relative(path)).collect(),
+            bytes: doomed.iter().map(|(_, size)| size).sum(),
+            oldest_readable_version: 0,
+        };
+        for (relative, size) in self.local_temporaries(cutoff) {
+            report.deleted.push(relative);
+            report.bytes += size;
+        }
+        Ok(report)
+    }
+
     /// Deletes `LocalFileSystem`'s `*#N` temporaries (hidden from its listings) under
     /// `_highwater/` that are older than `cutoff`; returns them relative to the root.
     fn local_temporaries(&self, cutoff: chrono::DateTime<Utc>) -> Vec<(String, u64)> {

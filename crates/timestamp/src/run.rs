@@ -16,7 +16,7 @@
 //! commit: data + watermark (max cursor loaded) + ledger + identities + loaded ranges, atomically
 //! ```
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -50,8 +50,10 @@ const EXCLUSIVE_PROPERTY: &str = "watermark_exclusive";
 
 /// Where a run's rows go.
 enum Output {
-    /// `plan()`: count only.
+    /// `plan()` of an append: count only.
     Count,
+    /// `plan()` of an upsert: the distinct keys (a fresh target inserts each once).
+    CountKeys(HashSet<u128>),
     Append(Box<ParquetSink>),
     Upsert(Vec<(RecordBatch, Vec<u128>, Vec<i64>)>),
 }
@@ -93,7 +95,7 @@ pub(crate) async fn execute(loader: &TimestampLoader, plan: bool) -> Result<Load
     // The source, listed once: this run's snapshot of it.
     let source = loader.source_place().source(&loader.sources[1..], loader.source_options.clone())?;
     let listing = source.list().await?;
-    report.files.listed = listing.files.len() as u64;
+    listing.note_in(&mut report);
     let classes = previous.as_ref().map(|ledger| ledger.classify(&listing));
     let (known, mut new_files, rewritten) = match &classes {
         // No ledger yet: the listing is the baseline, filtered by the watermark only.
@@ -248,7 +250,8 @@ pub(crate) async fn execute(loader: &TimestampLoader, plan: bool) -> Result<Load
         report.run_id = transaction.run_id().to_owned();
     }
     let mut output = match (&transaction, loader.mode) {
-        (None, _) => Output::Count,
+        (None, OutputMode::Append) => Output::Count,
+        (None, OutputMode::Upsert) => Output::CountKeys(HashSet::new()),
         (Some(transaction), OutputMode::Append) => Output::Append(Box::new(ParquetSink::new(
             transaction.file_target(),
             Arc::clone(&output_schema),
@@ -315,6 +318,7 @@ pub(crate) async fn execute(loader: &TimestampLoader, plan: bool) -> Result<Load
     report.phase("load", clock.elapsed());
 
     let (Some(table), Some(mut transaction)) = (table, transaction) else {
+        plan_counts(&mut report, &output, snapshot.is_some());
         report.details = PatternReport::Timestamp(details);
         return Ok(report);
     };
@@ -322,7 +326,7 @@ pub(crate) async fn execute(loader: &TimestampLoader, plan: bool) -> Result<Load
     // Write the outcome.
     let clock = Instant::now();
     match output {
-        Output::Count => {}
+        Output::Count | Output::CountKeys(_) => unreachable!("plans return before the write"),
         Output::Append(sink) => {
             for file in sink.finish().await? {
                 report.bytes.written += file.bytes;
@@ -337,7 +341,10 @@ pub(crate) async fn execute(loader: &TimestampLoader, plan: bool) -> Result<Load
             report.rows.updated = outcome.rows_replaced;
             report.files.replaced = outcome.files_replaced.len() as u64;
             report.files.written = outcome.files_added;
-            report.rows.skipped += outcome.stale_upserts;
+            // One row per key is written: rows superseded within the run or older than the
+            // target's row are skipped.
+            report.rows.written = outcome.upserts;
+            report.rows.skipped = report.rows.read.saturating_sub(outcome.upserts);
         }
     }
     // State: identities near the new watermark, loaded ranges, the ledger.
@@ -513,6 +520,10 @@ async fn stream_plan(
         };
         match output {
             Output::Count => {}
+            Output::CountKeys(keys) => {
+                let key = context.key.ok_or_else(|| Error::Config("upsert mode needs a key".into()))?;
+                keys.extend(key.fingerprints(&rows)?);
+            }
             Output::Append(sink) => sink.write(&conform(&rows, output_schema)?).await?,
             Output::Upsert(pending) => {
                 let key = context.key.ok_or_else(|| Error::Config("upsert mode needs a key".into()))?;
@@ -730,6 +741,29 @@ async fn upsert(
     Ok(writer.finish(transaction).await?)
 }
 
+/// A plan's row counts: what an append inserts; what an upsert inserts into a fresh target. On
+/// an existing target only the run, which reads the target's keys, can tell inserts from
+/// updates: the plan says how many keys it would merge.
+fn plan_counts(report: &mut LoadReport, output: &Output, target_exists: bool) {
+    match output {
+        Output::CountKeys(keys) if target_exists && !keys.is_empty() => {
+            report.rows.written = keys.len() as u64;
+            report.warnings.push(format!(
+                "plan: {} keys to upsert; how many are new and how many replace a row is known when the run reads the target",
+                keys.len()
+            ));
+        }
+        Output::CountKeys(keys) => {
+            report.rows.written = keys.len() as u64;
+            if !target_exists {
+                report.rows.inserted = keys.len() as u64;
+            }
+        }
+        _ => report.rows.inserted = report.rows.written,
+    }
+    report.rows.skipped = report.rows.read.saturating_sub(report.rows.written);
+}
+
 /// A backfill with `replace`: target rows in the window are removed first.
 async fn replace_range(
     transaction: &mut Transaction,
@@ -753,7 +787,7 @@ async fn replace_range(
         Arc::clone(table.store()),
         table.root().clone(),
         "table",
-        highwater_store::source::SourceOptions { suffix: None, min_age: None, files: Some(files) },
+        highwater_store::source::SourceOptions::files(files),
     );
     let listing = source.list().await?;
     let range = ColumnRange {

@@ -15,6 +15,7 @@
 
 mod ledger;
 mod partition;
+mod progress;
 mod reader;
 mod scan;
 
@@ -29,6 +30,7 @@ use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 
 pub use self::ledger::{FileClasses, Ledger, LedgerEntry};
 pub use self::partition::{PartitionValue, parse_partition_value};
+pub use self::progress::Progress;
 pub use self::reader::ObjectReader;
 pub use self::scan::{ColumnRange, PlannedFile, Scan, ScanBatch, ScanMetrics, ScanOptions, ScanPlan, SchemaPolicy};
 use crate::error::{Error, Result};
@@ -43,11 +45,20 @@ pub struct SourceOptions {
     pub min_age: Option<Duration>,
     /// An explicit list of files (relative to the first location) instead of a listing.
     pub files: Option<Vec<String>>,
+    /// Counters a caller watches while the run scans the source (a progress bar).
+    pub progress: Option<Arc<Progress>>,
 }
 
 impl Default for SourceOptions {
     fn default() -> Self {
-        SourceOptions { suffix: Some(".parquet".into()), min_age: None, files: None }
+        SourceOptions { suffix: Some(".parquet".into()), min_age: None, files: None, progress: None }
+    }
+}
+
+impl SourceOptions {
+    /// Exactly these files (relative to the location), whatever their names.
+    pub fn files(files: Vec<String>) -> Self {
+        SourceOptions { suffix: None, files: Some(files), ..SourceOptions::default() }
     }
 }
 
@@ -99,10 +110,23 @@ pub struct Listing {
     pub files: Vec<Arc<SourceFile>>,
     /// Files skipped because they were younger than `min_age`.
     pub too_young: Vec<String>,
+    /// Locations that listed no data file (on an object store a mistyped prefix is just empty).
+    pub empty_locations: Vec<String>,
     pub(crate) roots: Vec<SourceRoot>,
+    /// The source's progress counters, which its scans update.
+    pub(crate) progress: Option<Arc<Progress>>,
 }
 
 impl Listing {
+    /// Notes the listing in a run's report: the files listed, and a warning for each location
+    /// that listed none.
+    pub fn note_in(&self, report: &mut highwater_core::report::LoadReport) {
+        report.files.listed = self.files.len() as u64;
+        for location in &self.empty_locations {
+            report.warnings.push(format!("the source location {location} lists no data files: is it the right one?"));
+        }
+    }
+
     /// The store of a file.
     pub fn store(&self, file: &SourceFile) -> Arc<dyn ObjectStore> {
         Arc::clone(&self.roots[file.root].store)
@@ -124,6 +148,12 @@ impl Source {
             .iter()
             .map(|location| {
                 let location = location.as_ref().trim_end_matches('/').to_owned();
+                if crate::location::is_missing_local_folder(&location) {
+                    return Err(Error::InvalidLocation {
+                        location,
+                        reason: "no such folder (a source is read, never created)".into(),
+                    });
+                }
                 let (store, prefix) = store_for(&location)?;
                 Ok(SourceRoot { location, store, prefix })
             })
@@ -146,6 +176,7 @@ impl Source {
         let now = Utc::now();
         let mut files = Vec::new();
         let mut too_young = Vec::new();
+        let mut empty_locations = Vec::new();
         if let Some(explicit) = &self.options.files {
             let root = &self.roots[0];
             for relative in explicit {
@@ -158,6 +189,7 @@ impl Source {
             }
         } else {
             for (index, root) in self.roots.iter().enumerate() {
+                let before = files.len() + too_young.len();
                 let listed: Vec<ObjectMeta> = root
                     .store
                     .list(Some(&root.prefix))
@@ -181,10 +213,21 @@ impl Source {
                     }
                     files.push(Self::file(index, root, relative, meta));
                 }
+                if files.len() + too_young.len() == before {
+                    empty_locations.push(root.location.clone());
+                }
             }
         }
         files.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(Listing { files: files.into_iter().map(Arc::new).collect(), too_young, roots: self.roots.clone() })
+        let locations: Vec<&str> = self.roots.iter().map(|r| r.location.as_str()).collect();
+        tracing::info!(source = ?locations, files = files.len(), too_young = too_young.len(), "listed the source");
+        Ok(Listing {
+            files: files.into_iter().map(Arc::new).collect(),
+            too_young,
+            empty_locations,
+            roots: self.roots.clone(),
+            progress: self.options.progress.clone(),
+        })
     }
 
     fn file(index: usize, root: &SourceRoot, relative: String, meta: ObjectMeta) -> SourceFile {

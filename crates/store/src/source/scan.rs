@@ -103,6 +103,8 @@ pub struct ScanMetrics {
     pub bytes_read: Arc<AtomicU64>,
     /// Rows decoded.
     pub rows_read: AtomicU64,
+    /// The source's progress counters, when a caller watches them.
+    pub(crate) progress: Option<Arc<super::Progress>>,
 }
 
 /// A file to decode and the row groups to decode from it.
@@ -172,7 +174,7 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 impl Scan {
     /// Reads the footers of `files` (of `listing`), checks schemas and prunes.
     pub async fn plan(listing: &Listing, files: &[Arc<SourceFile>], options: ScanOptions) -> Result<ScanPlan> {
-        let metrics = Arc::new(ScanMetrics::default());
+        let metrics = ScanMetrics { progress: listing.progress.clone(), ..ScanMetrics::default() };
         let footers: Vec<(usize, ArrowReaderMetadata)> =
             futures::stream::iter(files.iter().enumerate().map(|(index, file)| {
                 let store = listing.store(file);
@@ -220,6 +222,7 @@ impl Scan {
             };
             let pruned = (groups.len() - kept.len()) as u64;
             metrics.row_groups_pruned.fetch_add(pruned, Ordering::Relaxed);
+            tracing::debug!(file = %file.key, row_groups = groups.len(), kept = kept.len(), "planned a file");
             if kept.is_empty() {
                 metrics.files_pruned.fetch_add(1, Ordering::Relaxed);
                 continue;
@@ -233,8 +236,19 @@ impl Scan {
                 row_group_offsets: offsets,
             });
         }
+        let rows: u64 = planned.iter().map(PlannedFile::rows).sum();
+        tracing::info!(
+            files = files.len(),
+            scanned = planned.len(),
+            row_groups_pruned = metrics.row_groups_pruned.load(Ordering::Relaxed),
+            rows,
+            "planned the scan"
+        );
+        if let Some(progress) = &metrics.progress {
+            progress.planned(planned.len() as u64, rows);
+        }
         let stores = listing.roots.iter().map(|r| Arc::clone(&r.store)).collect();
-        Ok(ScanPlan { schema, files: planned, stores, options, metrics })
+        Ok(ScanPlan { schema, files: planned, stores, options, metrics: Arc::new(metrics) })
     }
 }
 
@@ -373,6 +387,9 @@ async fn produce(
         let first_row = planned.row_group_offsets[row_group] + within;
         within += batch.num_rows() as u64;
         metrics.rows_read.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+        if let Some(progress) = &metrics.progress {
+            progress.read(batch.num_rows() as u64);
+        }
         let batch = conform(&batch, &schema, &file, first_row)?;
         if sender.send(Ok(ScanBatch { batch, file: Arc::clone(&file), row_group, first_row })).await.is_err() {
             // The consumer stopped listening.

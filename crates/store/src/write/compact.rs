@@ -115,7 +115,7 @@ pub async fn compact(table: &Table, options: CompactOptions) -> Result<CompactOu
 }
 
 fn explicit(files: Vec<String>) -> SourceOptions {
-    SourceOptions { suffix: None, min_age: None, files: Some(files) }
+    SourceOptions::files(files)
 }
 
 /// Reads every row of `source`, checksumming it and (optionally) writing it to `sink`.

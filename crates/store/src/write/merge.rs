@@ -853,7 +853,7 @@ impl MergeWriter {
             Arc::clone(&self.table_store),
             self.table_root.clone(),
             "table",
-            SourceOptions { suffix: None, min_age: None, files: Some(pending) },
+            SourceOptions::files(pending),
         );
         let listing = source.list().await?;
         let options = ScanOptions {
@@ -904,7 +904,7 @@ impl MergeWriter {
 }
 
 fn explicit(relative: &str) -> SourceOptions {
-    SourceOptions { suffix: None, min_age: None, files: Some(vec![relative.to_owned()]) }
+    SourceOptions::files(vec![relative.to_owned()])
 }
 
 /// The bucket of a fingerprint: `bits` bits after the first `skip`.

@@ -168,7 +168,25 @@ enum Message {
 
 struct Writer {
     sender: mpsc::Sender<Message>,
-    task: JoinHandle<Result<Vec<DataFile>>>,
+    task: AbortOnDrop<Result<Vec<DataFile>>>,
+}
+
+/// A writer task that stops when its sink is dropped (a cancelled run): left running, it would
+/// close its file and put it on the store after the run's cleanup.
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> Future for AbortOnDrop<T> {
+    type Output = std::result::Result<T, tokio::task::JoinError>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
 }
 
 /// The chunks of one partition directory.
@@ -368,7 +386,7 @@ impl ParquetSink {
         let schema = Arc::clone(&self.file_schema);
         let properties = self.properties.clone().unwrap_or_else(|| self.options.builder().build());
         let target_bytes = self.options.target_file_bytes;
-        let task = tokio::spawn(write_files(receiver, target, schema, properties, target_bytes));
+        let task = AbortOnDrop(tokio::spawn(write_files(receiver, target, schema, properties, target_bytes)));
         self.writers.push(Writer { sender, task });
         self.writers.len() - 1
     }

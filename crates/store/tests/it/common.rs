@@ -100,12 +100,8 @@ pub async fn read_table(table: &Table) -> arrow_array::RecordBatch {
     use highwater_store::source::{Scan, ScanOptions, SchemaPolicy, Source, SourceOptions};
     let snapshot = table.snapshot().await.unwrap();
     let files: Vec<String> = snapshot.files.keys().cloned().collect();
-    let source = Source::from_store(
-        Arc::clone(table.store()),
-        table.root().clone(),
-        "table",
-        SourceOptions { suffix: None, min_age: None, files: Some(files) },
-    );
+    let source =
+        Source::from_store(Arc::clone(table.store()), table.root().clone(), "table", SourceOptions::files(files));
     let listing = source.list().await.unwrap();
     let options = ScanOptions {
         schema: SchemaPolicy { expected: Some(Arc::clone(&snapshot.schema)), allow_added_nullable: true },

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use arrow_array::RecordBatch;
 use bytes::Bytes;
 use futures::TryStreamExt;
+use highwater_core::report::{LoadReport, PatternReport, TimestampReport};
 use highwater_core::watermark::{StartBound, TimestampUnit, WatermarkValue};
 use highwater_store::Error;
 use highwater_store::source::{ColumnRange, Ledger, Scan, ScanOptions, SchemaPolicy, Source, SourceOptions};
@@ -423,6 +424,26 @@ async fn a_source_over_two_locations_lists_and_reads_both() {
         ["memory://two-locations/landing/eu-west/part-1.parquet"]
     );
     assert_eq!(classes.unchanged.len(), 3);
+}
+
+#[tokio::test]
+async fn a_location_that_lists_no_data_files_is_a_warning_in_the_report() {
+    let (store, _) = highwater_store::store_for("memory://empty-location").unwrap();
+    put_parquet(&store, "landing/eu/part-0.parquet", &source_rows(1, 10, 1), 50).await;
+    // A mistyped prefix on an object store is not an error, only empty; hidden files do not count.
+    store.put(&Path::from("landing/eu-wst/_SUCCESS"), PutPayload::from_static(b"")).await.unwrap();
+    let locations = ["memory://empty-location/landing/eu", "memory://empty-location/landing/eu-wst"];
+    let listing = Source::open(&locations, SourceOptions::default()).unwrap().list().await.unwrap();
+    let mut report = LoadReport::new("t", "r", PatternReport::Timestamp(TimestampReport::default()));
+    listing.note_in(&mut report);
+    assert_eq!(report.files.listed, 1);
+    assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+    assert!(report.warnings[0].contains("memory://empty-location/landing/eu-wst lists no data files"));
+    // A location with data warns of nothing.
+    let listing = Source::open(&locations[..1], SourceOptions::default()).unwrap().list().await.unwrap();
+    let mut report = LoadReport::new("t", "r", PatternReport::Timestamp(TimestampReport::default()));
+    listing.note_in(&mut report);
+    assert_eq!(report.warnings, Vec::<String>::new());
 }
 
 /// Hive partition pruning skips the data of pruned partitions: the rows and bytes read are those

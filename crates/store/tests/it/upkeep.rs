@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::TryStreamExt;
 use highwater_core::report::Pattern;
 use highwater_core::watermark::WatermarkValue;
 use highwater_store::{RunSpec, Table, TableOptions};
@@ -111,7 +112,8 @@ async fn vacuum_removes_abandoned_staging_and_temporaries_only_when_old() {
     abandoned.put_file("d.parquet", Bytes::from_static(b"d"), 1).await.unwrap();
     abandoned.put_state("keys", Bytes::from_static(b"s3")).await.unwrap();
     let staged = abandoned.write_location("d.parquet");
-    drop(abandoned);
+    // A dead process runs no destructors (a dropped run would clean up after itself).
+    std::mem::forget(abandoned);
     // What LocalFileSystem leaves when a process dies inside a put (hidden from its listings).
     let folder = fixture.dir.as_ref().unwrap().path().join(root().as_ref());
     let temporary = folder.join("_highwater/log/00000000000000000003.json#1");
@@ -138,4 +140,74 @@ async fn vacuum_removes_abandoned_staging_and_temporaries_only_when_old() {
     assert!(store.head(&staged).await.is_err());
     assert!(!temporary.exists());
     assert_eq!(impatient.snapshot().await.unwrap().version, 2);
+}
+
+#[tokio::test]
+async fn a_dropped_run_removes_its_staged_files_and_state() {
+    let fixture = Backend::Local.fresh();
+    let store = &fixture.store;
+    let table = rewritten(store, options()).await;
+    let before = table.snapshot().await.unwrap();
+    let mut run = table.begin(RunSpec::load(Pattern::Cdc)).await.unwrap();
+    run.put_file("d.parquet", Bytes::from_static(b"d"), 1).await.unwrap();
+    run.put_state("keys", Bytes::from_static(b"s3")).await.unwrap();
+    let staged = run.write_location("d.parquet");
+    let run_id = run.run_id().to_owned();
+    assert!(store.head(&staged).await.is_ok());
+    // As a cancelled future drops it (Ctrl-C, a timeout).
+    drop(run);
+    assert!(highwater_store::stopped_runs_settled(Duration::from_secs(10)).await);
+    assert!(store.head(&staged).await.is_err(), "the staged file is gone");
+    let leftovers: Vec<String> = store
+        .list(Some(&root().join("_highwater")))
+        .map_ok(|m| m.location.to_string())
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.contains(&run_id))
+        .collect();
+    assert_eq!(leftovers, Vec::<String>::new());
+    assert_eq!(table.snapshot().await.unwrap().version, before.version);
+}
+
+#[tokio::test]
+async fn a_commit_whose_caller_stops_waiting_still_lands_whole() {
+    let fixture = Backend::Local.fresh();
+    let store = &fixture.store;
+    let table = rewritten(store, options()).await;
+    let before = table.snapshot().await.unwrap().version;
+    let mut run = table.begin(RunSpec::load(Pattern::Cdc)).await.unwrap();
+    run.put_file("d.parquet", Bytes::from_static(b"d"), 1).await.unwrap();
+    // The caller gives up at once: the commit, a task of its own, goes on.
+    let mut commit = Box::pin(run.commit(None, None));
+    // Polled once (the commit task is spawned, nothing of it has run yet), then dropped.
+    assert!(futures::poll!(commit.as_mut()).is_pending());
+    drop(commit);
+    assert!(highwater_store::stopped_runs_settled(Duration::from_secs(10)).await);
+    let after = Table::open_with(Arc::clone(store), root(), options()).await.unwrap();
+    let snapshot = after.snapshot().await.unwrap();
+    assert_eq!(snapshot.version, before + 1);
+    assert!(snapshot.files.contains_key("d.parquet"), "{:?}", snapshot.files.keys());
+    assert!(store.head(&root().join("d.parquet")).await.is_ok(), "published");
+}
+
+#[tokio::test]
+async fn vacuum_where_nothing_was_committed_removes_old_staging_of_dead_first_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let location = dir.path().join("orders").display().to_string();
+    let place = highwater_store::incremental::Place::Location(location.clone());
+    // Nothing there at all: nothing to do, and no folder made.
+    assert_eq!(place.vacuum(Duration::ZERO, &options()).await.unwrap().deleted.len(), 0);
+    assert!(!dir.path().join("orders").exists());
+    // A first run that died (no destructors) after staging a file.
+    let mut run = place.begin(&schema(), &options(), RunSpec::load(Pattern::Sequence)).await.unwrap();
+    run.put_file("a.parquet", Bytes::from_static(b"a"), 1).await.unwrap();
+    std::mem::forget(run);
+    assert_eq!(place.vacuum(Duration::ZERO, &options()).await.unwrap().deleted.len(), 0, "young: kept");
+    let impatient = TableOptions { staging_retention: Duration::ZERO, ..options() };
+    let report = place.vacuum(Duration::ZERO, &impatient).await.unwrap();
+    assert_eq!(report.deleted.len(), 1, "{report:?}");
+    assert!(report.deleted[0].contains("_highwater/staging/"), "{report:?}");
+    assert!(place.open_table(&options()).await.unwrap().is_none());
 }
