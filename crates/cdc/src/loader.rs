@@ -323,7 +323,7 @@ impl CdcLoader {
 
     /// Applies the new events and commits.
     pub async fn run(&self) -> Result<LoadReport> {
-        self.validate()?;
+        self.check()?;
         Box::pin(crate::run::execute(self, false)).await
     }
 
@@ -331,12 +331,20 @@ impl CdcLoader {
     /// update of a row the table had before CDC began (an adopted row) from an insert, and it
     /// holds every new event in memory.
     pub async fn plan(&self) -> Result<LoadReport> {
-        self.validate()?;
+        self.check()?;
         Box::pin(crate::run::execute(self, true)).await
     }
 
-    fn validate(&self) -> Result<()> {
+    /// Checks the settings without touching a store (what `run` and `plan` check first): a
+    /// configuration error here is one before any I/O.
+    ///
+    /// # Errors
+    /// [`Error::Config`] (or a zone that does not parse) naming what is wrong.
+    pub fn check(&self) -> Result<()> {
         let spec = &self.spec;
+        if let Some(zone) = &spec.hash.naive_timezone {
+            highwater_core::zone::Zone::parse(zone)?;
+        }
         if spec.key.is_empty() {
             return Err(Error::Config("the key needs at least one column".into()));
         }

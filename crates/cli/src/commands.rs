@@ -45,6 +45,11 @@ async fn require(table: &TableConfig) -> Result<Table, String> {
     })
 }
 
+/// An operation as the JSON spells it (`load`, `compact`, …).
+fn operation_name(operation: Operation) -> String {
+    serde_json::to_value(operation).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
 fn show(watermark: Option<&WatermarkValue>) -> String {
     watermark.map_or_else(|| "none".to_owned(), ToString::to_string)
 }
@@ -55,11 +60,20 @@ pub async fn status(tables: &[&TableConfig], as_json: bool) -> Result<String, St
     let mut docs = Vec::new();
     for table in tables {
         let Some(opened) = open(table).await? else {
-            docs.push(json!({"table": table.name, "version": null}));
+            // The same keys as a committed table's, so a script reads every entry alike.
+            docs.push(json!({
+                "table": table.name,
+                "version": null,
+                "watermark": null,
+                "files": 0,
+                "rows": 0,
+                "bytes": 0,
+                "last_commit": null,
+            }));
             let _ = writeln!(lines, "{:<20} no commits yet", table.name);
             continue;
         };
-        let snapshot = opened.snapshot().await.map_err(|e| e.to_string())?;
+        let snapshot = opened.snapshot().await.map_err(|e| format!("table `{}`: {e}", table.name))?;
         let rows: u64 = snapshot.files.values().map(|f| f.rows).sum();
         let bytes: u64 = snapshot.files.values().map(|f| f.bytes).sum();
         let last = &snapshot.last_commit;
@@ -74,14 +88,14 @@ pub async fn status(tables: &[&TableConfig], as_json: bool) -> Result<String, St
         }));
         let _ = writeln!(
             lines,
-            "{:<20} version {:<5} watermark {:<32} {} files, {} rows, {:.1} MB; last: {:?} at {}",
+            "{:<20} version {:<5} watermark {:<32} {} files, {} rows, {:.1} MB; last: {} at {}",
             table.name,
             snapshot.version,
             show(snapshot.watermark.as_ref()),
             snapshot.files.len(),
             rows,
             bytes as f64 / 1e6,
-            last.operation,
+            operation_name(last.operation),
             last.finished_at.format("%Y-%m-%d %H:%M:%S UTC")
         );
     }
@@ -95,9 +109,10 @@ pub async fn history(tables: &[&TableConfig], as_json: bool) -> Result<String, S
     for table in tables {
         let Some(opened) = open(table).await? else {
             let _ = writeln!(lines, "{}: no commits yet", table.name);
+            docs.push(json!({"table": table.name, "commits": []}));
             continue;
         };
-        let history = opened.history().await.map_err(|e| e.to_string())?;
+        let history = opened.history().await.map_err(|e| format!("table `{}`: {e}", table.name))?;
         let _ = writeln!(lines, "{}:", table.name);
         for commit in &history {
             let _ = writeln!(
@@ -105,7 +120,7 @@ pub async fn history(tables: &[&TableConfig], as_json: bool) -> Result<String, S
                 "  v{:<4} {}  {:<9} +{} rows -{} rows  watermark {}",
                 commit.version,
                 commit.finished_at.format("%Y-%m-%d %H:%M:%S"),
-                format!("{:?}", commit.operation).to_lowercase(),
+                operation_name(commit.operation),
                 commit.rows_added,
                 commit.rows_removed,
                 show(commit.watermark_after.as_ref())
@@ -138,6 +153,7 @@ pub async fn watermark_import(
     value: Option<&str>,
     from: Option<&str>,
     kind: Option<&str>,
+    timezone: Option<&str>,
 ) -> Result<String, String> {
     let pattern = table.pattern.unwrap_or(PatternName::Timestamp);
     if !matches!(pattern, PatternName::Timestamp | PatternName::Sequence) {
@@ -152,19 +168,48 @@ pub async fn watermark_import(
         Some(opened) => opened.snapshot().await.map_err(|e| e.to_string())?.watermark,
         None => None,
     };
-    let kind = match (kind, &previous, pattern) {
-        (Some("int64"), _, _) | (None, None, PatternName::Sequence) => WatermarkKind::Int64,
-        (Some("date"), _, _) => WatermarkKind::Date,
-        (Some("timestamp") | None, None, _) => WatermarkKind::Timestamp {
-            unit: highwater::core::watermark::TimestampUnit::Microsecond,
-            timezone: Some("UTC".into()),
-        },
-        (None, Some(previous), _) => previous.kind(),
-        (Some(other), _, _) => return Err(format!("--kind {other}: expected timestamp, date or int64")),
+    let timestamp = WatermarkKind::Timestamp {
+        unit: highwater::core::watermark::TimestampUnit::Microsecond,
+        timezone: Some("UTC".into()),
     };
+    let asked = match kind {
+        None => None,
+        Some("int64") => Some(WatermarkKind::Int64),
+        Some("date") => Some(WatermarkKind::Date),
+        Some("timestamp") => Some(timestamp.clone()),
+        Some(other) => return Err(format!("--kind {other}: expected timestamp, date or int64")),
+    };
+    // A watermark of another kind than the cursor's would fail every later run: the table's
+    // own watermark, or the pattern, decides.
+    let kind = match (asked, &previous) {
+        (None, Some(previous)) => previous.kind(),
+        (Some(asked), Some(previous)) => {
+            if previous.check_kind(&asked).is_err() {
+                return Err(format!(
+                    "the watermark of table `{}` is of kind {} ({previous}): a {} value would not compare with its cursor",
+                    table.name,
+                    previous.kind().name(),
+                    asked.name()
+                ));
+            }
+            previous.kind()
+        }
+        (asked, None) if pattern == PatternName::Sequence => match asked {
+            None | Some(WatermarkKind::Int64) => WatermarkKind::Int64,
+            Some(other) => {
+                return Err(format!(
+                    "table `{}` is a sequence table: its watermark is an int64 id, not a {}",
+                    table.name,
+                    other.name()
+                ));
+            }
+        },
+        (asked, None) => asked.unwrap_or(timestamp),
+    };
+    let zone = Zone::parse(timezone.unwrap_or("UTC")).map_err(|e| format!("--timezone: {e}"))?;
     let watermark = match (value, from) {
-        (Some(text), _) => WatermarkValue::parse(text, &kind, &Zone::UTC).map_err(|e| e.to_string())?,
-        (None, Some(path)) => highwater::store::seed::import_seed_watermark(path, &table.name, &kind, &Zone::UTC)
+        (Some(text), _) => WatermarkValue::parse(text, &kind, &zone).map_err(|e| e.to_string())?,
+        (None, Some(path)) => highwater::store::seed::import_seed_watermark(path, &table.name, &kind, &zone)
             .await
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("the seed's watermark table at {path} has no row for `{}`", table.name))?,
@@ -193,16 +238,22 @@ pub async fn watermark_import(
 }
 
 /// Writes each table's watermark into the seed's (partitioned) watermark table at `path`.
-pub async fn watermark_export(tables: &[&TableConfig], path: &str) -> Result<String, String> {
+pub async fn watermark_export(tables: &[&TableConfig], path: &str, timezone: Option<&str>) -> Result<String, String> {
+    let zone = Zone::parse(timezone.unwrap_or("UTC")).map_err(|e| format!("--timezone: {e}"))?;
     let mut lines = String::new();
     for table in tables {
-        let Some(opened) = open(table).await? else { continue };
-        if let Some(watermark) = opened.snapshot().await.map_err(|e| e.to_string())?.watermark {
-            highwater::store::seed::write_seed_mirror(path, &table.name, &watermark, &Zone::UTC)
-                .await
-                .map_err(|e| e.to_string())?;
-            let _ = writeln!(lines, "{}: {watermark} → {path}", table.name);
-        }
+        let watermark = match open(table).await? {
+            Some(opened) => opened.snapshot().await.map_err(|e| format!("table `{}`: {e}", table.name))?.watermark,
+            None => None,
+        };
+        let Some(watermark) = watermark else {
+            let _ = writeln!(lines, "{}: no watermark yet, nothing exported", table.name);
+            continue;
+        };
+        highwater::store::seed::write_seed_mirror(path, &table.name, &watermark, &zone)
+            .await
+            .map_err(|e| format!("table `{}`: {e}", table.name))?;
+        let _ = writeln!(lines, "{}: {watermark} → {path}", table.name);
     }
     Ok(lines)
 }
@@ -221,7 +272,11 @@ pub async fn watermark_migrate(path: &str) -> Result<String, String> {
 /// Makes an earlier version of a table current again, as a new commit.
 pub async fn restore(table: &TableConfig, version: u64) -> Result<String, String> {
     let opened = require(table).await?;
-    let committed = opened.restore(version).await.map_err(|e| e.to_string())?;
+    let current = opened.snapshot().await.map_err(|e| format!("table `{}`: {e}", table.name))?.version;
+    if current == version {
+        return Ok(format!("{}: version {version} is the current one (nothing committed)\n", table.name));
+    }
+    let committed = opened.restore(version).await.map_err(|e| format!("table `{}`: {e}", table.name))?;
     Ok(format!("{}: version {version} restored as version {}\n", table.name, committed.version))
 }
 
@@ -250,7 +305,10 @@ pub async fn vacuum(tables: &[&TableConfig], retention: Duration) -> Result<Stri
 pub async fn compact(tables: &[&TableConfig]) -> Result<String, String> {
     let mut lines = String::new();
     for table in tables {
-        let Some(opened) = open(table).await? else { continue };
+        let Some(opened) = open(table).await? else {
+            let _ = writeln!(lines, "{}: no commits yet, nothing to compact", table.name);
+            continue;
+        };
         let outcome = highwater::store::write::compact(&opened, highwater::store::write::CompactOptions::default())
             .await
             .map_err(|e| format!("table `{}`: {e}", table.name))?;

@@ -139,7 +139,8 @@ pub struct TableConfig {
     pub cursor: Option<String>,
     pub lookback: Option<String>,
     pub settle: Option<String>,
-    pub start: Option<String>,
+    pub start: Option<toml::Value>,
+    pub seed_timezone: Option<String>,
     pub replace: Option<bool>,
     pub row_hash_identity: Option<bool>,
     // sequence
@@ -183,14 +184,18 @@ pub struct TableConfig {
 /// Whether a table of `pattern` takes `key` (beyond name, pattern, source(s), target, key).
 fn allowed(pattern: PatternName, key: &str) -> bool {
     /// How rows are read and written.
-    const WRITING: [&str; 6] =
-        ["batch_size", "codec", "rows_per_file", "partition_by", "naive_timezone", "memory_budget_rows"];
+    const WRITING: [&str; 4] = ["batch_size", "codec", "rows_per_file", "partition_by"];
+    /// Zoneless timestamps in hashed or compared values, and spilling (not the sequence loader:
+    /// its cursor is an integer and it holds no more than a batch).
+    const VALUES: [&str; 2] = ["naive_timezone", "memory_budget_rows"];
     /// Loads from a growing source (not the diff).
     const LOADING: [&str; 4] = ["schema_evolution", "rewritten_files", "watermark_path", "initial_watermark"];
     /// Timestamp and sequence loading.
     const CURSOR: [&str; 5] = ["mode", "end", "late_files", "null_cursors", "max_rows"];
     let own: &[&str] = match pattern {
-        PatternName::Timestamp => &["cursor", "lookback", "settle", "start", "replace", "row_hash_identity"],
+        PatternName::Timestamp => {
+            &["cursor", "lookback", "settle", "start", "replace", "row_hash_identity", "seed_timezone"]
+        }
         PatternName::Sequence => &["column", "hold_on_gap"],
         PatternName::Cdc => &[
             "op_column",
@@ -224,9 +229,10 @@ fn allowed(pattern: PatternName, key: &str) -> bool {
         ],
     };
     let shared = match pattern {
-        PatternName::Timestamp | PatternName::Sequence => [&WRITING[..], &LOADING[..], &CURSOR[..]].concat(),
-        PatternName::Cdc => [&WRITING[..], &LOADING[..]].concat(),
-        PatternName::Diff => WRITING.to_vec(),
+        PatternName::Timestamp => [&WRITING[..], &VALUES[..], &LOADING[..], &CURSOR[..]].concat(),
+        PatternName::Sequence => [&WRITING[..], &LOADING[..], &CURSOR[..]].concat(),
+        PatternName::Cdc => [&WRITING[..], &VALUES[..], &LOADING[..]].concat(),
+        PatternName::Diff => [&WRITING[..], &VALUES[..]].concat(),
     };
     own.contains(&key) || shared.contains(&key)
 }
@@ -285,12 +291,19 @@ pub fn parse(text: &str, file: &str, path: &Path) -> Result<LoadedPipeline, Conf
         let table_line = first + 1;
         let table = spanned.into_inner();
         // The line of `key = ` within this table, for messages about one key.
+        // The next `[[tables]]` header ends this table's sub-tables (`[tables.history]`).
+        let next_table = headers.get(index + 1).copied().unwrap_or(lines.len());
         let key_line = |key: &str| {
+            if key.is_empty() {
+                return table_line;
+            }
+            let section = format!("[tables.{key}]");
             (first..last)
                 .find(|i| {
                     let line = lines[*i].trim_start();
                     line.starts_with(key) && line[key.len()..].trim_start().starts_with('=')
                 })
+                .or_else(|| (last..next_table).find(|i| lines[*i].trim_start().starts_with(&section)))
                 .map_or(table_line, |i| i + 1)
         };
         if table.name.is_empty() {
@@ -314,36 +327,63 @@ pub fn parse(text: &str, file: &str, path: &Path) -> Result<LoadedPipeline, Conf
         if table.target.is_none() {
             return Err(error(table_line, format!("table `{}` needs a `target`", table.name)));
         }
-        for key in present_keys(&table) {
-            if !allowed(pattern, key) {
-                return Err(error(
-                    key_line(key),
-                    format!("`{key}` is not an option of a {} table (table `{}`)", pattern.as_str(), table.name),
-                ));
-            }
-        }
-        for (key, value) in
-            [("lookback", &table.lookback), ("settle", &table.settle), ("hold_on_gap", &table.hold_on_gap)]
-        {
-            if let Some(value) = value {
-                parse_duration(value).map_err(|e| error(key_line(key), format!("`{key}`: {e}")))?;
-            }
-        }
-        if let Some(value) = &table.tombstone_retention {
-            if value != "forever" {
-                parse_duration(value)
-                    .map_err(|e| error(key_line("tombstone_retention"), format!("`tombstone_retention`: {e}")))?;
-            }
-        }
-        // The fuzz target compiles this file alone: the loaders' value checks are not there.
-        #[cfg(not(fuzzing))]
-        crate::pipeline::check_values(&table).map_err(|(key, message)| error(key_line(key), message))?;
+        check_table(&table, pattern).map_err(|(key, message)| error(key_line(key), message))?;
         tables.push((table_line, table));
     }
     if pipeline.pipeline.concurrency == 0 {
-        return Err(error(1, "`concurrency` must be at least 1".into()));
+        let line = lines.iter().position(|l| l.trim_start().starts_with("concurrency")).map_or(1, |i| i + 1);
+        return Err(error(line, "`concurrency` must be at least 1".into()));
+    }
+    if tables.is_empty() {
+        return Err(error(0, "the pipeline has no tables: add a `[[tables]]` section (see docs/pipeline.md)".into()));
     }
     Ok(LoadedPipeline { path: path.to_owned(), settings: pipeline.pipeline, tables })
+}
+
+/// A table's keys and values checked (its pattern known): the key at fault (`""` for the table
+/// as a whole) and what is wrong.
+fn check_table(table: &TableConfig, pattern: PatternName) -> Result<(), (&'static str, String)> {
+    for key in present_keys(table) {
+        if !allowed(pattern, key) {
+            return Err((
+                key,
+                format!("`{key}` is not an option of a {} table (table `{}`)", pattern.as_str(), table.name),
+            ));
+        }
+    }
+    let mut locations = std::collections::BTreeSet::new();
+    for location in table.source.iter().chain(&table.sources) {
+        if !locations.insert(location.trim_end_matches('/')) {
+            return Err((
+                "sources",
+                format!("table `{}` names the source {location} twice: its rows would be read twice", table.name),
+            ));
+        }
+    }
+    for (key, value) in [
+        ("batch_size", table.batch_size.map(|n| n as u64)),
+        ("memory_budget_rows", table.memory_budget_rows.map(|n| n as u64)),
+        ("rows_per_file", table.rows_per_file),
+    ] {
+        if value == Some(0) {
+            return Err((key, format!("`{key}` must be at least 1 (table `{}`)", table.name)));
+        }
+    }
+    for (key, value) in [("lookback", &table.lookback), ("settle", &table.settle), ("hold_on_gap", &table.hold_on_gap)]
+    {
+        if let Some(value) = value {
+            parse_duration(value).map_err(|e| (key, format!("`{key}`: {e}")))?;
+        }
+    }
+    if let Some(value) = &table.tombstone_retention {
+        if value != "forever" {
+            parse_duration(value).map_err(|e| ("tombstone_retention", format!("`tombstone_retention`: {e}")))?;
+        }
+    }
+    // The fuzz target compiles this file alone: the loaders' value checks are not there.
+    #[cfg(not(fuzzing))]
+    crate::pipeline::check_values(table)?;
+    Ok(())
 }
 
 /// The option keys a table sets (beyond the ones every table has).
@@ -373,6 +413,7 @@ fn present_keys(table: &TableConfig) -> Vec<&'static str> {
     mark(table.lookback.is_some(), "lookback");
     mark(table.settle.is_some(), "settle");
     mark(table.start.is_some(), "start");
+    mark(table.seed_timezone.is_some(), "seed_timezone");
     mark(table.replace.is_some(), "replace");
     mark(table.row_hash_identity.is_some(), "row_hash_identity");
     mark(table.column.is_some(), "column");

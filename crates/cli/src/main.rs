@@ -144,14 +144,18 @@ enum WatermarkCommand {
         #[arg(long)]
         table: String,
         /// The watermark (`2024-01-15 10:30:00`, `2024-01-15T10:30:00Z`, `12345`).
-        #[arg(long, conflicts_with = "from")]
+        #[arg(long, conflicts_with = "from", required_unless_present = "from")]
         value: Option<String>,
         /// The seed's watermark table to take it from.
         #[arg(long)]
         from: Option<String>,
-        /// timestamp, date or int64 (default: the table's, or timestamp; int64 for sequence tables).
-        #[arg(long)]
+        /// The kind of a first watermark (later ones keep the table's): timestamp (default) or
+        /// date for timestamp tables; sequence tables' is int64.
+        #[arg(long, value_parser = ["timestamp", "date", "int64"])]
         kind: Option<String>,
+        /// The zone of a zoneless value or of the seed's naive watermark strings (default UTC).
+        #[arg(long)]
+        timezone: Option<String>,
     },
     /// Write each table's watermark into the seed's watermark table (partitioned layout).
     Export {
@@ -163,6 +167,9 @@ enum WatermarkCommand {
         /// The seed's watermark table.
         #[arg(long)]
         to: String,
+        /// The zone the seed's naive watermark strings are written in (default UTC).
+        #[arg(long)]
+        timezone: Option<String>,
     },
     /// Rewrite the seed's flat watermark files into the partitioned layout.
     Migrate {
@@ -344,14 +351,17 @@ async fn look_after(command: Command) -> ExitCode {
             WatermarkCommand::Show { pipeline, tables, json } => {
                 with_tables(&pipeline, &tables, async |t| commands::watermark_show(t, json).await).await
             }
-            WatermarkCommand::Import { pipeline, table, value, from, kind } => {
+            WatermarkCommand::Import { pipeline, table, value, from, kind, timezone } => {
                 with_tables(&pipeline, std::slice::from_ref(&table), async |t| {
-                    commands::watermark_import(t[0], value.as_deref(), from.as_deref(), kind.as_deref()).await
+                    let (value, from, kind, zone) =
+                        (value.as_deref(), from.as_deref(), kind.as_deref(), timezone.as_deref());
+                    commands::watermark_import(t[0], value, from, kind, zone).await
                 })
                 .await
             }
-            WatermarkCommand::Export { pipeline, tables, to } => {
-                with_tables(&pipeline, &tables, async |t| commands::watermark_export(t, &to).await).await
+            WatermarkCommand::Export { pipeline, tables, to, timezone } => {
+                with_tables(&pipeline, &tables, async |t| commands::watermark_export(t, &to, timezone.as_deref()).await)
+                    .await
             }
             WatermarkCommand::Migrate { path } => finish(commands::watermark_migrate(&path).await),
         },

@@ -12,51 +12,33 @@ use highwater::store::write::{Codec, SchemaEvolution, SinkOptions};
 
 use crate::config::{HistoryConfig, PatternName, TableConfig, parse_duration, value_text};
 
+/// A config error: the key at fault (`""` for the table as a whole) and the message.
+pub type KeyError = (&'static str, String);
+
 /// A string option as one of its values (the config was checked, so errors name the table).
 fn choice<T: serde::de::DeserializeOwned>(
     table: &TableConfig,
-    key: &str,
+    key: &'static str,
     value: Option<&String>,
-) -> Result<Option<T>, String> {
+) -> Result<Option<T>, KeyError> {
     value
         .map(|v| {
-            serde_json::from_value(serde_json::Value::String(v.clone())).map_err(|_| {
-                format!("table `{}`: `{key}` = \"{v}\" is not one of its values (see docs/pipeline.md)", table.name)
-            })
+            // serde names the values it expected ("unknown variant `gzip`, expected one of …").
+            serde_json::from_value(serde_json::Value::String(v.clone()))
+                .map_err(|error| (key, format!("table `{}`: `{key}` = \"{v}\": {error}", table.name)))
         })
         .transpose()
 }
 
-/// Checks the values of a table's choice options (`codec = "zstd"`, `tie = …`, the Debezium and
-/// history settings) when the file is loaded, so a typo is a configuration error with its line:
-/// the key at fault and the message.
-pub fn check_values(table: &TableConfig) -> Result<(), (&'static str, String)> {
-    let at = |key: &'static str| move |message: String| (key, message);
-    sink(table).map_err(at("codec"))?;
-    choice::<SchemaEvolution>(table, "schema_evolution", table.schema_evolution.as_ref())
-        .map_err(at("schema_evolution"))?;
-    choice::<RewrittenFiles>(table, "rewritten_files", table.rewritten_files.as_ref())
-        .map_err(at("rewritten_files"))?;
-    choice::<OutputMode>(table, "mode", table.mode.as_ref()).map_err(at("mode"))?;
-    choice::<LateFiles>(table, "late_files", table.late_files.as_ref()).map_err(at("late_files"))?;
-    choice::<NullCursors>(table, "null_cursors", table.null_cursors.as_ref()).map_err(at("null_cursors"))?;
-    choice::<highwater::cdc::TiePolicy>(table, "tie", table.tie.as_ref()).map_err(at("tie"))?;
-    choice::<highwater::diff::Output>(table, "output", table.output.as_ref()).map_err(at("output"))?;
-    match table.format.as_deref() {
-        None | Some("flat" | "debezium") => {}
-        Some(other) => {
-            return Err(("format", format!("table `{}`: `format` = \"{other}\" is not flat or debezium", table.name)));
-        }
-    }
-    debezium_options(table).map_err(at("debezium_sequence"))?;
-    if let Some(history) = &table.history {
-        scd2(table, history).map_err(at("history"))?;
-    }
-    Ok(())
+/// Checks a table's values when the file is loaded, by building its loader and running the
+/// loader's own check: a typo or a contradiction is a configuration error with its line, not a
+/// failed run.
+pub fn check_values(table: &TableConfig) -> Result<(), KeyError> {
+    build(table, Arc::default())?.check().map_err(|message| ("", format!("table `{}`: {message}", table.name)))
 }
 
 /// The Debezium options of a `format = "debezium"` table.
-fn debezium_options(table: &TableConfig) -> Result<highwater::cdc::DebeziumOptions, String> {
+fn debezium_options(table: &TableConfig) -> Result<highwater::cdc::DebeziumOptions, KeyError> {
     use highwater::cdc::SequenceSource;
     let sequence = match table.debezium_sequence.as_deref() {
         None | Some("auto") => SequenceSource::Auto,
@@ -64,16 +46,22 @@ fn debezium_options(table: &TableConfig) -> Result<highwater::cdc::DebeziumOptio
         Some("postgres") => SequenceSource::Postgres,
         Some("ts_ms") => SequenceSource::TsMs,
         Some(other) => {
-            return Err(format!(
-                "table `{}`: `debezium_sequence` = \"{other}\" is not auto, mysql, postgres or ts_ms",
-                table.name
+            return Err((
+                "debezium_sequence",
+                format!(
+                    "table `{}`: `debezium_sequence` = \"{other}\" is not auto, mysql, postgres or ts_ms",
+                    table.name
+                ),
             ));
         }
     };
     let mut types = BTreeMap::new();
     for (column, text) in &table.column_types {
         let data_type: arrow_schema::DataType = text.parse().map_err(|e| {
-            format!("table `{}`: column_types.{column} = \"{text}\" is not an Arrow type ({e})", table.name)
+            (
+                "column_types",
+                format!("table `{}`: column_types.{column} = \"{text}\" is not an Arrow type ({e})", table.name),
+            )
         })?;
         types.insert(column.clone(), data_type);
     }
@@ -81,14 +69,17 @@ fn debezium_options(table: &TableConfig) -> Result<highwater::cdc::DebeziumOptio
 }
 
 /// The SCD type 2 settings of a `[tables.history]` section.
-fn scd2(table: &TableConfig, history: &HistoryConfig) -> Result<highwater::cdc::Scd2, String> {
+fn scd2(table: &TableConfig, history: &HistoryConfig) -> Result<highwater::cdc::Scd2, KeyError> {
     use highwater::cdc::{HardDeletes, Scd2, ValidTime};
     let defaults = Scd2::default();
     let hard_deletes = match history.hard_deletes.as_deref() {
         None | Some("close") => HardDeletes::Close,
         Some("marker") => HardDeletes::Marker,
         Some(other) => {
-            return Err(format!("table `{}`: history.hard_deletes = \"{other}\" is not close or marker", table.name));
+            return Err((
+                "history",
+                format!("table `{}`: history.hard_deletes = \"{other}\" is not close or marker", table.name),
+            ));
         }
     };
     let name = |value: &Option<String>, default: String| value.clone().unwrap_or(default);
@@ -108,7 +99,7 @@ fn duration(value: Option<&String>) -> Option<Duration> {
     value.and_then(|v| parse_duration(v).ok())
 }
 
-fn sink(table: &TableConfig) -> Result<SinkOptions, String> {
+fn sink(table: &TableConfig) -> Result<SinkOptions, KeyError> {
     let mut sink = SinkOptions::default();
     if let Some(codec) = choice::<Codec>(table, "codec", table.codec.as_ref())? {
         sink.codec = codec;
@@ -133,19 +124,91 @@ fn keys(table: &TableConfig) -> Vec<&str> {
 }
 
 /// Runs (or plans) one table.
-#[allow(clippy::too_many_lines, reason = "one arm per pattern, mapping the documented keys one by one")]
 pub async fn run_table(table: &TableConfig, plan: bool, progress: Arc<Progress>) -> Result<LoadReport, String> {
-    let pattern = table.pattern.ok_or_else(|| format!("table `{}` has no pattern", table.name))?;
+    let loader = build(table, progress).map_err(|(_, message)| message)?;
+    tracing::info!(table = %table.name, pattern = loader.pattern(), target = table.target.as_deref().unwrap_or(""), plan, "starting");
+    loader.execute(plan).await
+}
+
+/// A table's loader, built from its config without touching a store.
+enum Loader {
+    Timestamp(highwater::TimestampLoader),
+    Sequence(highwater::SequenceLoader),
+    Cdc(highwater::CdcLoader),
+    Diff(highwater::DiffLoader),
+}
+
+impl Loader {
+    fn pattern(&self) -> &'static str {
+        match self {
+            Loader::Timestamp(_) => "timestamp",
+            Loader::Sequence(_) => "sequence",
+            Loader::Cdc(_) => "cdc",
+            Loader::Diff(_) => "diff",
+        }
+    }
+
+    /// The loader's own check of its settings (the one `run` and `plan` begin with).
+    fn check(&self) -> Result<(), String> {
+        match self {
+            Loader::Timestamp(loader) => loader.check().map_err(|e| e.to_string()),
+            Loader::Sequence(loader) => loader.check().map_err(|e| e.to_string()),
+            Loader::Cdc(loader) => loader.check().map_err(|e| e.to_string()),
+            Loader::Diff(loader) => loader.check().map_err(|e| e.to_string()),
+        }
+    }
+
+    async fn execute(&self, plan: bool) -> Result<LoadReport, String> {
+        let failed = |e: &dyn std::fmt::Display| e.to_string();
+        match self {
+            Loader::Timestamp(loader) => {
+                if plan { loader.plan().await } else { loader.run().await }.map_err(|e| failed(&e))
+            }
+            Loader::Sequence(loader) => {
+                if plan { loader.plan().await } else { loader.run().await }.map_err(|e| failed(&e))
+            }
+            Loader::Cdc(loader) => if plan { loader.plan().await } else { loader.run().await }.map_err(|e| failed(&e)),
+            Loader::Diff(loader) => if plan { loader.plan().await } else { loader.run().await }.map_err(|e| failed(&e)),
+        }
+    }
+}
+
+/// A cursor bound of a timestamp table (`start`, `end`, `initial_watermark`): its type is the
+/// cursor column's, known only when the source is read, so here it must parse as one of the
+/// types a cursor can have.
+fn cursor_text(table: &TableConfig, key: &'static str, text: String) -> Result<String, KeyError> {
+    use highwater::core::watermark::{TimestampUnit, WatermarkKind, WatermarkValue};
+    use highwater::core::zone::Zone;
+    let kinds = [
+        WatermarkKind::Timestamp { unit: TimestampUnit::Microsecond, timezone: None },
+        WatermarkKind::Date,
+        WatermarkKind::Int64,
+    ];
+    if kinds.iter().any(|kind| WatermarkValue::parse(&text, kind, &Zone::UTC).is_ok()) {
+        Ok(text)
+    } else {
+        Err((key, format!("table `{}`: `{key}` = \"{text}\" is not a timestamp, a date or an integer", table.name)))
+    }
+}
+
+/// An integer id of a sequence table (`end`, `initial_watermark`).
+fn id(table: &TableConfig, key: &'static str, value: &toml::Value) -> Result<i64, KeyError> {
+    value_text(value).parse().map_err(|_| (key, format!("table `{}`: `{key}` must be an integer id", table.name)))
+}
+
+/// Builds a table's loader from its (parsed) config; an error names the key at fault.
+#[allow(clippy::too_many_lines, reason = "one arm per pattern, mapping the documented keys one by one")]
+fn build(table: &TableConfig, progress: Arc<Progress>) -> Result<Loader, KeyError> {
+    let whole = |message: String| ("", message);
+    let pattern = table.pattern.ok_or_else(|| whole(format!("table `{}` has no pattern", table.name)))?;
     let sources = sources(table);
-    let (first, more) = sources.split_first().ok_or_else(|| format!("table `{}` has no source", table.name))?;
+    let (first, more) = sources.split_first().ok_or_else(|| whole(format!("table `{}` has no source", table.name)))?;
     let target = table.target.clone().unwrap_or_default();
     let sink = sink(table)?;
     let evolution = choice::<SchemaEvolution>(table, "schema_evolution", table.schema_evolution.as_ref())?;
     let rewritten = choice::<RewrittenFiles>(table, "rewritten_files", table.rewritten_files.as_ref())?;
     let table_options = TableOptions::default();
     let source_options = SourceOptions { progress: Some(progress), ..SourceOptions::default() };
-    let failed = |e: &dyn std::fmt::Display| e.to_string();
-    tracing::info!(table = %table.name, pattern = pattern.as_str(), %target, plan, "starting");
     match pattern {
         PatternName::Timestamp => {
             let mut loader = highwater::TimestampLoader::new(first.clone(), target)
@@ -175,10 +238,10 @@ pub async fn run_table(table: &TableConfig, plan: bool, progress: Arc<Progress>)
                 loader = loader.settle(settle);
             }
             if let Some(start) = &table.start {
-                loader = loader.start(start.clone());
+                loader = loader.start(cursor_text(table, "start", value_text(start))?);
             }
             if let Some(end) = &table.end {
-                loader = loader.end(value_text(end));
+                loader = loader.end(cursor_text(table, "end", value_text(end))?);
             }
             if let Some(replace) = table.replace {
                 loader = loader.replace(replace);
@@ -199,10 +262,13 @@ pub async fn run_table(table: &TableConfig, plan: bool, progress: Arc<Progress>)
                 loader = loader.row_hash_identity(yes);
             }
             if let Some(watermark) = &table.initial_watermark {
-                loader = loader.initial_watermark(value_text(watermark));
+                loader = loader.initial_watermark(cursor_text(table, "initial_watermark", value_text(watermark))?);
             }
             if let Some(path) = &table.watermark_path {
                 loader = loader.watermark_path(path.clone());
+            }
+            if let Some(zone) = &table.seed_timezone {
+                loader = loader.seed_timezone(zone.clone());
             }
             if let Some(policy) = evolution {
                 loader = loader.schema_evolution(policy);
@@ -213,7 +279,7 @@ pub async fn run_table(table: &TableConfig, plan: bool, progress: Arc<Progress>)
             if let Some(rows) = table.memory_budget_rows {
                 loader = loader.memory_budget_rows(rows);
             }
-            if plan { loader.plan().await } else { loader.run().await }.map_err(|e| failed(&e))
+            Ok(Loader::Timestamp(loader))
         }
         PatternName::Sequence => {
             let mut loader = highwater::SequenceLoader::new(first.clone(), target)
@@ -234,10 +300,7 @@ pub async fn run_table(table: &TableConfig, plan: bool, progress: Arc<Progress>)
                 loader = loader.mode(mode);
             }
             if let Some(end) = &table.end {
-                let end = value_text(end)
-                    .parse()
-                    .map_err(|_| format!("table `{}`: `end` must be an integer id", table.name))?;
-                loader = loader.end(end);
+                loader = loader.end(id(table, "end", end)?);
             }
             if let Some(timeout) = duration(table.hold_on_gap.as_ref()) {
                 loader = loader.hold_on_gap(timeout);
@@ -255,10 +318,7 @@ pub async fn run_table(table: &TableConfig, plan: bool, progress: Arc<Progress>)
                 loader = loader.max_rows(rows);
             }
             if let Some(watermark) = &table.initial_watermark {
-                let id = value_text(watermark)
-                    .parse()
-                    .map_err(|_| format!("table `{}`: `initial_watermark` must be an integer id", table.name))?;
-                loader = loader.initial_watermark(id);
+                loader = loader.initial_watermark(id(table, "initial_watermark", watermark)?);
             }
             if let Some(path) = &table.watermark_path {
                 loader = loader.watermark_path(path.clone());
@@ -269,7 +329,7 @@ pub async fn run_table(table: &TableConfig, plan: bool, progress: Arc<Progress>)
             if let Some(rows) = table.batch_size {
                 loader = loader.batch_size(rows);
             }
-            if plan { loader.plan().await } else { loader.run().await }.map_err(|e| failed(&e))
+            Ok(Loader::Sequence(loader))
         }
         PatternName::Cdc => {
             let mut loader = highwater::CdcLoader::new(first.clone(), target)
@@ -284,7 +344,10 @@ pub async fn run_table(table: &TableConfig, plan: bool, progress: Arc<Progress>)
                 None | Some("flat") => {}
                 Some("debezium") => loader = loader.debezium(debezium_options(table)?),
                 Some(other) => {
-                    return Err(format!("table `{}`: `format` = \"{other}\" is not flat or debezium", table.name));
+                    return Err((
+                        "format",
+                        format!("table `{}`: `format` = \"{other}\" is not flat or debezium", table.name),
+                    ));
                 }
             }
             if !table.key.is_empty() {
@@ -345,11 +408,11 @@ pub async fn run_table(table: &TableConfig, plan: bool, progress: Arc<Progress>)
             if let Some(rows) = table.memory_budget_rows {
                 loader = loader.memory_budget_rows(rows);
             }
-            if plan { loader.plan().await } else { loader.run().await }.map_err(|e| failed(&e))
+            Ok(Loader::Cdc(loader))
         }
         PatternName::Diff => {
             if !more.is_empty() {
-                return Err(format!("table `{}`: a snapshot diff reads one `source`", table.name));
+                return Err(("sources", format!("table `{}`: a snapshot diff reads one `source`", table.name)));
             }
             let mut loader = highwater::DiffLoader::new(first.clone(), target)
                 .table_name(&table.name)
@@ -410,7 +473,7 @@ pub async fn run_table(table: &TableConfig, plan: bool, progress: Arc<Progress>)
             if let Some(rows) = table.memory_budget_rows {
                 loader = loader.memory_budget_rows(rows);
             }
-            if plan { loader.plan().await } else { loader.run().await }.map_err(|e| failed(&e))
+            Ok(Loader::Diff(loader))
         }
     }
 }

@@ -155,6 +155,54 @@ fn bad_pipeline_files_name_file_line_and_key() {
         ("[[tables]]\nname = \"a\"\npattern = \"merge\"\nsource = \"s\"\ntarget = \"t\"\n", ":3:", "merge"),
         ("[[tables]]\nname = \"a\"\npattern = \"diff\"\nsource = \"s\"\n", ":1:", "target"),
         ("[pipeline]\nconcurrency = \"four\"\n", ":2:", "concurrency"),
+        (
+            "[[tables]]\nname = \"a\"\npattern = \"diff\"\nsource = \"s\"\ntarget = \"t\"\ncodec = \"gzip\"\n",
+            ":6:",
+            "expected one of `snappy`, `zstd`, `none`",
+        ),
+        ("[pipeline]\n\nconcurrency = 0\n", ":3:", "at least 1"),
+        ("[pipeline]\nconcurrency = 2\n", "", "no tables"),
+        // Values a loader would refuse are refused when the file is loaded, with their line.
+        (
+            "[[tables]]\nname = \"a\"\npattern = \"sequence\"\nsource = \"s\"\ntarget = \"t\"\nend = \"abc\"\n",
+            ":6:",
+            "integer id",
+        ),
+        (
+            "[[tables]]\nname = \"a\"\npattern = \"timestamp\"\nsource = \"s\"\ntarget = \"t\"\nstart = \"tomorrow\"\n",
+            ":6:",
+            "not a timestamp, a date or an integer",
+        ),
+        (
+            "[[tables]]\nname = \"a\"\npattern = \"timestamp\"\nsource = \"s\"\ntarget = \"t\"\nmode = \"upsert\"\n",
+            ":1:",
+            "upsert mode needs a key",
+        ),
+        (
+            "[[tables]]\nname = \"a\"\npattern = \"timestamp\"\nsource = \"s\"\ntarget = \"t\"\nnaive_timezone = \"Mars/Olympus\"\n",
+            ":1:",
+            "Mars/Olympus",
+        ),
+        (
+            "[[tables]]\nname = \"a\"\npattern = \"sequence\"\nsource = \"s\"\ntarget = \"t\"\nnaive_timezone = \"UTC\"\n",
+            ":6:",
+            "not an option of a sequence table",
+        ),
+        (
+            "[[tables]]\nname = \"a\"\npattern = \"timestamp\"\nsource = \"s\"\nsources = [\"s/\"]\ntarget = \"t\"\n",
+            ":5:",
+            "twice",
+        ),
+        (
+            "[[tables]]\nname = \"a\"\npattern = \"timestamp\"\nsource = \"s\"\ntarget = \"t\"\nrows_per_file = 0\n",
+            ":6:",
+            "at least 1",
+        ),
+        (
+            "[[tables]]\nname = \"a\"\npattern = \"cdc\"\nsource = \"s\"\ntarget = \"t\"\n\n[tables.history]\nhard_deletes = \"drop\"\n",
+            ":7:",
+            "close or marker",
+        ),
     ];
     for (content, line, needle) in cases {
         std::fs::write(&file, content).unwrap();
@@ -163,6 +211,14 @@ fn bad_pipeline_files_name_file_line_and_key() {
         assert_eq!(output.status.code(), Some(2), "{out}");
         assert!(out.contains(&format!("p.toml{line}")) && out.contains(needle), "{out}");
     }
+    // `start` takes a TOML date-time as `end` does.
+    std::fs::write(
+        &file,
+        "[[tables]]\nname = \"a\"\npattern = \"timestamp\"\nsource = \"s\"\ntarget = \"t\"\nstart = 2024-01-01T00:05:00Z\n",
+    )
+    .unwrap();
+    let output = highwater(&["status", file.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", text(&output));
     // A file that is not there is named without a made-up line number.
     let missing = dir.path().join("nofile.toml");
     let output = highwater(&["run", missing.to_str().unwrap()]);
@@ -658,6 +714,66 @@ fn watermarks_export_import_and_restore_round_trip() {
     assert_eq!(shown("events"), 100);
     let unknown = highwater(&["watermark", "import", path, "--table", "events", "--from", &format!("{seed}-nope")]);
     assert_eq!(unknown.status.code(), Some(1), "{}", text(&unknown));
+    // Restoring the current version commits nothing.
+    let again = highwater(&["restore", path, "--table", "events", "--version", "4"]);
+    assert!(again.status.success() && text(&again).contains("is the current one"), "{}", text(&again));
+    assert!(versions(&pipeline).contains("\"events\"=4"), "{}", versions(&pipeline));
+
+    // A kind that does not match the table's watermark would fail every later run: refused.
+    for (table, value, kind) in [("events", "2024-01-01", "date"), ("customers", "100", "int64")] {
+        let wrong = highwater(&["watermark", "import", path, "--table", table, "--value", value, "--kind", kind]);
+        assert_eq!(wrong.status.code(), Some(1), "{}", text(&wrong));
+        assert!(text(&wrong).contains("would not compare with its cursor"), "{}", text(&wrong));
+    }
+    // The table's own kind, named or not, is taken (a timestamp's unit and zone kept), and a
+    // naive value is read in --timezone.
+    let named = highwater(&[
+        "watermark",
+        "import",
+        path,
+        "--table",
+        "customers",
+        "--value",
+        "2020-01-01 01:00:00",
+        "--kind",
+        "timestamp",
+        "--timezone",
+        "+01:00",
+    ]);
+    assert!(named.status.success(), "{}", text(&named));
+    assert!(text(&named).contains("2020-01-01T00:00:00"), "{}", text(&named));
+    let runs = highwater(&["run", path, "--table", "customers", "--plan"]);
+    assert!(runs.status.success(), "{}", text(&runs));
+    // Bad command lines are exit code 2.
+    for args in [
+        vec!["watermark", "import", path, "--table", "events", "--value", "1", "--kind", "datetime"],
+        vec!["watermark", "import", path, "--table", "events"],
+    ] {
+        let bad = highwater(&args);
+        assert_eq!(bad.status.code(), Some(2), "{args:?}: {}", text(&bad));
+    }
+}
+
+#[test]
+fn never_committed_tables_have_every_key_in_json_and_are_named_by_upkeep() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, pipeline) = fresh_pipeline(dir.path());
+    let path = pipeline.to_str().unwrap();
+    let status = highwater(&["status", path, "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    for entry in status.as_array().unwrap() {
+        let keys: Vec<&String> = entry.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["bytes", "files", "last_commit", "rows", "table", "version", "watermark"], "{entry}");
+        assert!(entry["version"].is_null() && entry["rows"] == 0, "{entry}");
+    }
+    let history = highwater(&["history", path, "--json"]);
+    let history: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
+    assert_eq!(history.as_array().unwrap().len(), 4, "{history}");
+    assert!(history.as_array().unwrap().iter().all(|t| t["commits"] == serde_json::json!([])), "{history}");
+    let compact = highwater(&["compact", path, "--table", "customers"]);
+    assert!(compact.status.success() && text(&compact).contains("customers: no commits yet"), "{}", text(&compact));
+    let export = highwater(&["watermark", "export", path, "--to", dir.path().join("seed").to_str().unwrap()]);
+    assert!(export.status.success() && text(&export).contains("events: no watermark yet"), "{}", text(&export));
 }
 
 #[test]

@@ -139,7 +139,8 @@ impl WatermarkKind {
         })
     }
 
-    fn name(&self) -> String {
+    /// The kind's name in messages: `int64`, `timestamp`, `date`, `utf8`, `(int64, utf8)`.
+    pub fn name(&self) -> String {
         match self {
             WatermarkKind::Int64 => "int64".into(),
             WatermarkKind::Timestamp { .. } => "timestamp".into(),

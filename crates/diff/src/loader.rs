@@ -307,17 +307,25 @@ impl DiffLoader {
 
     /// Diffs and commits.
     pub async fn run(&self) -> Result<LoadReport> {
-        self.validate()?;
+        self.check()?;
         Box::pin(crate::run::execute(self, false)).await
     }
 
     /// Computes the report of a run without writing anything.
     pub async fn plan(&self) -> Result<LoadReport> {
-        self.validate()?;
+        self.check()?;
         Box::pin(crate::run::execute(self, true)).await
     }
 
-    fn validate(&self) -> Result<()> {
+    /// Checks the settings without touching a store (what `run` and `plan` check first): a
+    /// configuration error here is one before any I/O.
+    ///
+    /// # Errors
+    /// [`Error::Config`] (or a zone that does not parse) naming what is wrong.
+    pub fn check(&self) -> Result<()> {
+        if let Some(zone) = &self.naive_zone {
+            highwater_core::zone::Zone::parse(zone)?;
+        }
         if self.key.is_empty() {
             return Err(Error::Config("the key needs at least one column".into()));
         }

@@ -174,6 +174,8 @@ pub(crate) async fn execute(loader: &SequenceLoader, plan: bool) -> Result<LoadR
 
     let clock = Instant::now();
     let (mut transaction, output_schema) = if plan {
+        // What the run's sink would refuse, the plan refuses too.
+        loader.sink.partition_columns(table_schema.as_ref().unwrap_or(&scanned_schema))?;
         (None, table_schema.clone().unwrap_or_else(|| Arc::clone(&scanned_schema)))
     } else {
         let base_schema = table_schema.clone().unwrap_or_else(|| Arc::clone(&scanned_schema));

@@ -362,17 +362,26 @@ impl TimestampLoader {
 
     /// Loads and commits.
     pub async fn run(&self) -> Result<LoadReport> {
-        self.validate()?;
+        self.check()?;
         Box::pin(crate::run::execute(self, false)).await
     }
 
     /// Computes the report of a run without writing anything.
     pub async fn plan(&self) -> Result<LoadReport> {
-        self.validate()?;
+        self.check()?;
         Box::pin(crate::run::execute(self, true)).await
     }
 
-    fn validate(&self) -> Result<()> {
+    /// Checks the settings without touching a store (what `run` and `plan` check first): a
+    /// configuration error here is one before any I/O.
+    ///
+    /// # Errors
+    /// [`Error::Config`] (or a zone that does not parse) naming what is wrong.
+    pub fn check(&self) -> Result<()> {
+        if let Some(zone) = &self.naive_timezone {
+            highwater_core::zone::Zone::parse(zone)?;
+        }
+        highwater_core::zone::Zone::parse(&self.seed_timezone)?;
         if self.mode == OutputMode::Upsert && self.key.is_empty() {
             return Err(Error::Config("upsert mode needs a key".into()));
         }

@@ -96,6 +96,22 @@ impl Default for SinkOptions {
 }
 
 impl SinkOptions {
+    /// The index in `schema` of each `partition_by` column: an error names one it lacks (a plan
+    /// checks this too, so it fails where the run would).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] naming the missing column.
+    pub fn partition_columns(&self, schema: &Schema) -> Result<Vec<usize>> {
+        self.partition_by
+            .iter()
+            .map(|name| {
+                schema
+                    .index_of(name)
+                    .map_err(|_| Error::InvalidInput(format!("partition column `{name}` is not a column of the rows")))
+            })
+            .collect()
+    }
+
     fn builder(&self) -> WriterPropertiesBuilder {
         let compression = match self.codec {
             Codec::Snappy => Compression::SNAPPY,
@@ -229,13 +245,7 @@ impl std::fmt::Debug for ParquetSink {
 impl ParquetSink {
     /// A sink writing rows of `schema` for the run of `target`.
     pub fn new(target: FileTarget, schema: SchemaRef, options: SinkOptions) -> Result<Self> {
-        let mut partition_columns = Vec::new();
-        for name in &options.partition_by {
-            let index = schema
-                .index_of(name)
-                .map_err(|_| Error::InvalidInput(format!("partition column `{name}` is not a column of the rows")))?;
-            partition_columns.push(index);
-        }
+        let partition_columns = options.partition_columns(&schema)?;
         let file_columns: Vec<usize> = (0..schema.fields().len()).filter(|i| !partition_columns.contains(i)).collect();
         let file_schema = Arc::new(Schema::new_with_metadata(
             file_columns.iter().map(|&i| schema.field(i).clone()).collect::<Vec<_>>(),

@@ -255,6 +255,27 @@ async fn null_cursors_and_volume_guard() {
 }
 
 #[tokio::test]
+async fn a_plan_refuses_what_the_run_would_refuse_before_writing() {
+    let folders = Folders::new();
+    folders.write("a.parquet", &[(1, 0)]);
+    let sink = highwater_store::write::SinkOptions { partition_by: vec!["region".into()], ..Default::default() };
+    let error = loader(&folders).sink(sink.clone()).plan().await.unwrap_err();
+    assert!(error.to_string().contains("partition column `region`"), "{error}");
+    let error = loader(&folders).sink(sink).run().await.unwrap_err();
+    assert!(error.to_string().contains("partition column `region`"), "{error}");
+    assert!(
+        highwater_store::Table::open(&folders.target(), TableOptions::default()).await.is_err(),
+        "nothing committed"
+    );
+    // Settings a loader refuses are refused by `check`, before any I/O.
+    let error = loader(&folders).mode(OutputMode::Upsert).check().unwrap_err();
+    assert!(error.to_string().contains("upsert mode needs a key"), "{error}");
+    let error = loader(&folders).naive_timezone("Mars/Olympus").check().unwrap_err();
+    assert!(error.to_string().contains("Mars/Olympus"), "{error}");
+    assert!(loader(&folders).check().is_ok());
+}
+
+#[tokio::test]
 async fn a_key_column_missing_or_null_is_an_error() {
     let folders = Folders::new();
     folders.write("a.parquet", &[(1, 0)]);
