@@ -55,11 +55,29 @@ fn show(watermark: Option<&WatermarkValue>) -> String {
 }
 
 /// Each table's version, watermark, size and last commit.
-pub async fn status(tables: &[&TableConfig], as_json: bool) -> Result<String, String> {
+///
+/// A table that cannot be read (a store unreachable, a credential missing) does not hide the
+/// others: it is listed with its error, and the errors come back beside the output.
+pub async fn status(tables: &[&TableConfig], as_json: bool) -> (String, Vec<String>) {
     let mut lines = String::new();
     let mut docs = Vec::new();
+    let mut errors = Vec::new();
     for table in tables {
-        let Some(opened) = open(table).await? else {
+        let snapshot = match open(table).await {
+            Ok(Some(opened)) => opened.snapshot().await.map(Some).map_err(|e| format!("table `{}`: {e}", table.name)),
+            Ok(None) => Ok(None),
+            Err(error) => Err(error),
+        };
+        let snapshot = match snapshot {
+            Ok(snapshot) => snapshot,
+            Err(error) => {
+                docs.push(json!({"table": table.name, "error": error}));
+                let _ = writeln!(lines, "{:<20} cannot be read (see below)", table.name);
+                errors.push(error);
+                continue;
+            }
+        };
+        let Some(snapshot) = snapshot else {
             // The same keys as a committed table's, so a script reads every entry alike.
             docs.push(json!({
                 "table": table.name,
@@ -73,7 +91,6 @@ pub async fn status(tables: &[&TableConfig], as_json: bool) -> Result<String, St
             let _ = writeln!(lines, "{:<20} no commits yet", table.name);
             continue;
         };
-        let snapshot = opened.snapshot().await.map_err(|e| format!("table `{}`: {e}", table.name))?;
         let rows: u64 = snapshot.files.values().map(|f| f.rows).sum();
         let bytes: u64 = snapshot.files.values().map(|f| f.bytes).sum();
         let last = &snapshot.last_commit;
@@ -99,7 +116,7 @@ pub async fn status(tables: &[&TableConfig], as_json: bool) -> Result<String, St
             last.finished_at.format("%Y-%m-%d %H:%M:%S UTC")
         );
     }
-    Ok(if as_json { serde_json::to_string_pretty(&docs).unwrap_or_default() } else { lines })
+    (if as_json { serde_json::to_string_pretty(&docs).unwrap_or_default() } else { lines }, errors)
 }
 
 /// Every commit of each table, newest first.

@@ -282,15 +282,20 @@ fn select<'a>(pipeline: &'a LoadedPipeline, names: &[String]) -> Result<Vec<&'a 
     })
 }
 
+/// Prints a command's output: text and JSON alike end with a newline (a shell prompt after it,
+/// `jq` happy).
+fn print_output(output: &str) {
+    if output.is_empty() || output.ends_with('\n') {
+        print!("{output}");
+    } else {
+        println!("{output}");
+    }
+}
+
 fn finish(result: Result<String, String>) -> ExitCode {
     match result {
         Ok(output) => {
-            // Text and JSON alike end with a newline (a shell prompt after it, `jq` happy).
-            if output.is_empty() || output.ends_with('\n') {
-                print!("{output}");
-            } else {
-                println!("{output}");
-            }
+            print_output(&output);
             ExitCode::SUCCESS
         }
         Err(error) => {
@@ -342,7 +347,13 @@ async fn look_after(command: Command) -> ExitCode {
     match command {
         Command::Demo { .. } | Command::Run { .. } => unreachable!("loads are run by `execute`"),
         Command::Status { pipeline, tables, json } => {
-            with_tables(&pipeline, &tables, async |t| commands::status(t, json).await).await
+            with_tables(&pipeline, &tables, async |t| {
+                // What could be read is printed; the tables that could not fail the command.
+                let (output, errors) = commands::status(t, json).await;
+                print_output(&output);
+                if errors.is_empty() { Ok(String::new()) } else { Err(errors.join("\nhighwater: ")) }
+            })
+            .await
         }
         Command::History { pipeline, tables, json } => {
             with_tables(&pipeline, &tables, async |t| commands::history(t, json).await).await

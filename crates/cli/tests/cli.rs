@@ -184,6 +184,11 @@ fn bad_pipeline_files_name_file_line_and_key() {
             "Mars/Olympus",
         ),
         (
+            "[[tables]]\nname = \"a\"\npattern = \"timestamp\"\nsource = \"s\"\ntarget = \"t\"\nseed_timezone = \"Moon/Base\"\n",
+            ":1:",
+            "Moon/Base",
+        ),
+        (
             "[[tables]]\nname = \"a\"\npattern = \"sequence\"\nsource = \"s\"\ntarget = \"t\"\nnaive_timezone = \"UTC\"\n",
             ":6:",
             "not an option of a sequence table",
@@ -752,6 +757,28 @@ fn watermarks_export_import_and_restore_round_trip() {
         let bad = highwater(&args);
         assert_eq!(bad.status.code(), Some(2), "{args:?}: {}", text(&bad));
     }
+}
+
+#[test]
+fn status_shows_every_table_it_can_read_and_fails_for_the_one_it_cannot() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = demo(&dir.path().join("demo"), "300");
+    // The events table's newest commit is damaged: that table cannot be read.
+    let log = dir.path().join("demo/targets/events/_highwater/log/00000000000000000001.json");
+    std::fs::write(&log, b"{ not json").unwrap();
+    let output = highwater(&["status", pipeline.to_str().unwrap(), "--json"]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let entries: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let entries = entries.as_array().unwrap();
+    assert_eq!(entries.len(), 4, "{entries:?}");
+    for entry in entries {
+        if entry["table"] == "events" {
+            assert!(entry["error"].as_str().unwrap().contains("events"), "{entry}");
+        } else {
+            assert_eq!(entry["version"], 1, "{entry}");
+        }
+    }
+    assert!(String::from_utf8_lossy(&output.stderr).contains("highwater: table `events`"), "{}", text(&output));
 }
 
 #[test]
