@@ -587,13 +587,7 @@ impl Leftovers {
             None => paths.extend(io.list(&io.layout.staging_dir(&self.run_id)).await?.into_iter().map(|m| m.location)),
             Some(files) => paths.extend(files.iter().map(|f| io.layout.join(f))),
         }
-        // Owned futures: the cleanup of a dropped run is a spawned task.
-        let deletes = paths.into_iter().map(|path| {
-            let io = io.clone();
-            async move { io.delete(&path).await }
-        });
-        futures::stream::iter(deletes).buffer_unordered(16).try_collect::<Vec<()>>().await?;
-        Ok(())
+        io.delete_all(&paths).await
     }
 }
 

@@ -235,21 +235,7 @@ impl Table {
                 doomed.push((location, meta.size));
             }
         }
-        let temporaries = self.local_temporaries(staging_cutoff);
-        let io = &self.io;
-        futures::stream::iter(doomed.iter().map(|(path, _)| io.delete(path)))
-            .buffer_unordered(16)
-            .try_collect::<Vec<()>>()
-            .await?;
-        let mut deleted: Vec<String> = doomed.iter().filter_map(|(path, _)| self.io.layout.relative(path)).collect();
-        let mut bytes: u64 = doomed.iter().map(|(_, size)| size).sum();
-        for (relative, size) in temporaries {
-            deleted.push(relative);
-            bytes += size;
-        }
-        let report = VacuumReport { deleted, bytes, oldest_readable_version: oldest };
-        tracing::info!(deleted = report.deleted.len(), bytes = report.bytes, oldest, "vacuumed");
-        Ok(report)
+        self.delete_doomed(&doomed, staging_cutoff, oldest).await
     }
 }
 
@@ -266,20 +252,27 @@ impl Table {
                 doomed.push((meta.location, meta.size));
             }
         }
-        let io = &self.io;
-        futures::stream::iter(doomed.iter().map(|(path, _)| io.delete(path)))
-            .buffer_unordered(16)
-            .try_collect::<Vec<()>>()
-            .await?;
-        let mut report = VacuumReport {
-            deleted: doomed.iter().filter_map(|(path, _)| self.io.layout.relative(path)).collect(),
-            bytes: doomed.iter().map(|(_, size)| size).sum(),
-            oldest_readable_version: 0,
-        };
-        for (relative, size) in self.local_temporaries(cutoff) {
-            report.deleted.push(relative);
-            report.bytes += size;
+        self.delete_doomed(&doomed, cutoff, 0).await
+    }
+
+    /// Deletes what a vacuum chose (objects with their sizes) and `LocalFileSystem`'s
+    /// temporaries older than `temporaries_cutoff`, and reports it.
+    async fn delete_doomed(
+        &self,
+        doomed: &[(Path, u64)],
+        temporaries_cutoff: chrono::DateTime<Utc>,
+        oldest: u64,
+    ) -> Result<VacuumReport> {
+        let paths: Vec<Path> = doomed.iter().map(|(path, _)| path.clone()).collect();
+        self.io.delete_all(&paths).await?;
+        let mut deleted: Vec<String> = doomed.iter().filter_map(|(path, _)| self.io.layout.relative(path)).collect();
+        let mut bytes: u64 = doomed.iter().map(|(_, size)| size).sum();
+        for (relative, size) in self.local_temporaries(temporaries_cutoff) {
+            deleted.push(relative);
+            bytes += size;
         }
+        let report = VacuumReport { deleted, bytes, oldest_readable_version: oldest };
+        tracing::info!(deleted = report.deleted.len(), bytes = report.bytes, oldest, "vacuumed");
         Ok(report)
     }
 
