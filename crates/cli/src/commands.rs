@@ -7,7 +7,7 @@ use std::time::Duration;
 use highwater::core::watermark::{WatermarkKind, WatermarkValue};
 use highwater::core::zone::Zone;
 use highwater::store::incremental::Place;
-use highwater::store::{Operation, RunSpec, Table, TableOptions};
+use highwater::store::{Operation, RunSpec, Snapshot, Table, TableOptions};
 use serde_json::{Value, json};
 
 use crate::config::{LoadedPipeline, PatternName, TableConfig};
@@ -39,6 +39,14 @@ async fn open(table: &TableConfig) -> Result<Option<Table>, String> {
         .map_err(|e| format!("table `{}`: {e}", table.name))
 }
 
+/// The table's current snapshot, `None` when it has no commits yet; errors name the table.
+async fn snapshot(table: &TableConfig) -> Result<Option<Snapshot>, String> {
+    match open(table).await? {
+        Some(opened) => opened.snapshot().await.map(Some).map_err(|e| format!("table `{}`: {e}", table.name)),
+        None => Ok(None),
+    }
+}
+
 async fn require(table: &TableConfig) -> Result<Table, String> {
     open(table).await?.ok_or_else(|| {
         format!("table `{}` has no commits yet at {}", table.name, table.target.as_deref().unwrap_or(""))
@@ -63,12 +71,7 @@ pub async fn status(tables: &[&TableConfig], as_json: bool) -> (String, Vec<Stri
     let mut docs = Vec::new();
     let mut errors = Vec::new();
     for table in tables {
-        let snapshot = match open(table).await {
-            Ok(Some(opened)) => opened.snapshot().await.map(Some).map_err(|e| format!("table `{}`: {e}", table.name)),
-            Ok(None) => Ok(None),
-            Err(error) => Err(error),
-        };
-        let snapshot = match snapshot {
+        let snapshot = match snapshot(table).await {
             Ok(snapshot) => snapshot,
             Err(error) => {
                 docs.push(json!({"table": table.name, "error": error}));
@@ -153,10 +156,7 @@ pub async fn watermark_show(tables: &[&TableConfig], as_json: bool) -> Result<St
     let mut lines = String::new();
     let mut docs = serde_json::Map::new();
     for table in tables {
-        let watermark = match open(table).await? {
-            Some(opened) => opened.snapshot().await.map_err(|e| e.to_string())?.watermark,
-            None => None,
-        };
+        let watermark = snapshot(table).await?.and_then(|s| s.watermark);
         let _ = writeln!(lines, "{:<20} {}", table.name, show(watermark.as_ref()));
         docs.insert(table.name.clone(), json!(watermark));
     }
@@ -180,11 +180,7 @@ pub async fn watermark_import(
             pattern.as_str()
         ));
     }
-    let existing = open(table).await?;
-    let previous = match &existing {
-        Some(opened) => opened.snapshot().await.map_err(|e| e.to_string())?.watermark,
-        None => None,
-    };
+    let previous = snapshot(table).await?.and_then(|s| s.watermark);
     let timestamp = WatermarkKind::Timestamp {
         unit: highwater::core::watermark::TimestampUnit::Microsecond,
         timezone: Some("UTC".into()),
@@ -259,10 +255,7 @@ pub async fn watermark_export(tables: &[&TableConfig], path: &str, timezone: Opt
     let zone = Zone::parse(timezone.unwrap_or("UTC")).map_err(|e| format!("--timezone: {e}"))?;
     let mut lines = String::new();
     for table in tables {
-        let watermark = match open(table).await? {
-            Some(opened) => opened.snapshot().await.map_err(|e| format!("table `{}`: {e}", table.name))?.watermark,
-            None => None,
-        };
+        let watermark = snapshot(table).await?.and_then(|s| s.watermark);
         let Some(watermark) = watermark else {
             let _ = writeln!(lines, "{}: no watermark yet, nothing exported", table.name);
             continue;

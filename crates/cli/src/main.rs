@@ -10,6 +10,7 @@ mod demo;
 mod pipeline;
 mod render;
 
+use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -235,10 +236,10 @@ fn report_interruption(outcomes: &[TableOutcome], settled: bool) {
     let (stopped, landed) = (names(false), names(true));
     let mut message = String::from("highwater: interrupted");
     if !stopped.is_empty() {
-        message += &[" — stopped before the commit, nothing of them visible: ", &stopped].concat();
+        let _ = write!(message, " — stopped before the commit, nothing of them visible: {stopped}");
     }
     if !landed.is_empty() {
-        message += &[" — interrupted during the commit, which landed whole: ", &landed].concat();
+        let _ = write!(message, " — interrupted during the commit, which landed whole: {landed}");
     }
     message.push_str(if settled {
         "; the stopped runs' staged files are removed"
@@ -269,14 +270,6 @@ async fn interrupted() {
 
 fn load(path: &std::path::Path) -> Result<LoadedPipeline, ExitCode> {
     config::load(path).map_err(|error| {
-        eprintln!("highwater: {error}");
-        ExitCode::from(BAD_CONFIG)
-    })
-}
-
-/// The tables named (all when none is), or the exit code of a name the pipeline lacks.
-fn select<'a>(pipeline: &'a LoadedPipeline, names: &[String]) -> Result<Vec<&'a TableConfig>, ExitCode> {
-    commands::select(pipeline, names).map_err(|error| {
         eprintln!("highwater: {error}");
         ExitCode::from(BAD_CONFIG)
     })
@@ -316,15 +309,11 @@ async fn execute(command: Command) -> ExitCode {
 
 /// `highwater run`.
 async fn run(pipeline: &std::path::Path, tables: &[String], plan: bool, json: bool) -> ExitCode {
-    let pipeline = match load(pipeline) {
-        Ok(pipeline) => pipeline,
-        Err(code) => return code,
-    };
-    let selected = match select(&pipeline, tables) {
-        Ok(selected) => selected,
-        Err(code) => return code,
-    };
-    let (outcomes, interruption) = run_tables(&selected, pipeline.settings.concurrency, plan, json).await;
+    with_pipeline(pipeline, tables, async |pipeline, selected| run_selected(pipeline, selected, plan, json).await).await
+}
+
+async fn run_selected(pipeline: &LoadedPipeline, selected: &[&TableConfig], plan: bool, json: bool) -> ExitCode {
+    let (outcomes, interruption) = run_tables(selected, pipeline.settings.concurrency, plan, json).await;
     if json {
         println!("{}", serde_json::to_string_pretty(&outcomes).unwrap_or_default());
     }
@@ -400,15 +389,28 @@ async fn with_tables(
     names: &[String],
     command: impl AsyncFnOnce(&[&TableConfig]) -> Result<String, String>,
 ) -> ExitCode {
+    with_pipeline(pipeline, names, async |_, selected| finish(command(selected).await)).await
+}
+
+/// Loads a pipeline file and selects the tables named (all when none is), then runs `command`;
+/// a bad file or an unknown table name is a configuration error.
+async fn with_pipeline(
+    pipeline: &std::path::Path,
+    names: &[String],
+    command: impl AsyncFnOnce(&LoadedPipeline, &[&TableConfig]) -> ExitCode,
+) -> ExitCode {
     let pipeline = match load(pipeline) {
         Ok(pipeline) => pipeline,
         Err(code) => return code,
     };
-    let selected = match select(&pipeline, names) {
+    let selected = match commands::select(&pipeline, names) {
         Ok(selected) => selected,
-        Err(code) => return code,
+        Err(error) => {
+            eprintln!("highwater: {error}");
+            return ExitCode::from(BAD_CONFIG);
+        }
     };
-    finish(command(&selected).await)
+    command(&pipeline, &selected).await
 }
 
 /// Runs tables, `concurrency` at once; a failing table does not stop the others. Reports are

@@ -126,7 +126,8 @@ fn keys(table: &TableConfig) -> Vec<&str> {
 /// Runs (or plans) one table.
 pub async fn run_table(table: &TableConfig, plan: bool, progress: Arc<Progress>) -> Result<LoadReport, String> {
     let loader = build(table, progress).map_err(|(_, message)| message)?;
-    tracing::info!(table = %table.name, pattern = loader.pattern(), target = table.target.as_deref().unwrap_or(""), plan, "starting");
+    let pattern = table.pattern.map_or("?", PatternName::as_str);
+    tracing::info!(table = %table.name, pattern, target = table.target.as_deref().unwrap_or(""), plan, "starting");
     loader.execute(plan).await
 }
 
@@ -139,15 +140,6 @@ enum Loader {
 }
 
 impl Loader {
-    fn pattern(&self) -> &'static str {
-        match self {
-            Loader::Timestamp(_) => "timestamp",
-            Loader::Sequence(_) => "sequence",
-            Loader::Cdc(_) => "cdc",
-            Loader::Diff(_) => "diff",
-        }
-    }
-
     /// The loader's own check of its settings (the one `run` and `plan` begin with).
     fn check(&self) -> Result<(), String> {
         match self {
@@ -159,16 +151,19 @@ impl Loader {
     }
 
     async fn execute(&self, plan: bool) -> Result<LoadReport, String> {
-        let failed = |e: &dyn std::fmt::Display| e.to_string();
         match self {
             Loader::Timestamp(loader) => {
-                if plan { loader.plan().await } else { loader.run().await }.map_err(|e| failed(&e))
+                if plan { loader.plan().await } else { loader.run().await }.map_err(|e| e.to_string())
             }
             Loader::Sequence(loader) => {
-                if plan { loader.plan().await } else { loader.run().await }.map_err(|e| failed(&e))
+                if plan { loader.plan().await } else { loader.run().await }.map_err(|e| e.to_string())
             }
-            Loader::Cdc(loader) => if plan { loader.plan().await } else { loader.run().await }.map_err(|e| failed(&e)),
-            Loader::Diff(loader) => if plan { loader.plan().await } else { loader.run().await }.map_err(|e| failed(&e)),
+            Loader::Cdc(loader) => {
+                if plan { loader.plan().await } else { loader.run().await }.map_err(|e| e.to_string())
+            }
+            Loader::Diff(loader) => {
+                if plan { loader.plan().await } else { loader.run().await }.map_err(|e| e.to_string())
+            }
         }
     }
 }
